@@ -1,0 +1,63 @@
+// Hashes of chain.md: block headers, validator sets, receipts and the commit message.
+import { concatBytes, jcsHash, sha256, to0x, utf8 } from '../crypto/encoding.ts';
+import type { Genesis, Header, ReceiptCore, Validator } from './types.ts';
+
+export const ZERO_HASH = to0x(new Uint8Array(32));
+const COMMIT_DOMAIN = utf8('goodness/commit/v1');
+
+/** The header object exactly as hashed: the eleven fields of chain.md and nothing else. */
+export function headerFields(h: Header): Header {
+  return {
+    chain: h.chain,
+    number: h.number,
+    parentHash: h.parentHash,
+    timestamp: h.timestamp,
+    proposer: h.proposer,
+    txCount: h.txCount,
+    txRoot: h.txRoot,
+    receiptRoot: h.receiptRoot,
+    appHash: h.appHash,
+    validatorsHash: h.validatorsHash,
+    nextValidatorsHash: h.nextValidatorsHash,
+  };
+}
+
+export function headerHash(h: Header): Uint8Array {
+  return jcsHash(headerFields(h));
+}
+
+/** SHA-256 of JCS of `[{index, peerId, blsPublicKey}]` sorted by index. */
+export function validatorsHash(validators: Validator[]): string {
+  const list = [...validators]
+    .sort((a, b) => a.index - b.index)
+    .map((v) => ({ index: v.index, peerId: v.peerId, blsPublicKey: v.blsPublicKey }));
+  return to0x(jcsHash(list));
+}
+
+export function receiptHash(r: ReceiptCore): Uint8Array {
+  return jcsHash({ txHash: r.txHash, status: r.status, code: r.code, log: r.log, events: r.events });
+}
+
+/** What a validator signs to commit block h: SHA-256("goodness/commit/v1" || blockHash). */
+export function commitMessage(blockHash: Uint8Array): Uint8Array {
+  return sha256(concatBytes(COMMIT_DOMAIN, blockHash));
+}
+
+/** Block 0: the genesis header (chain.md). */
+export function genesisHeader(genesis: Genesis, initialAppHash: string): Header {
+  const vh = validatorsHash(genesis.validators);
+  const empty = to0x(sha256());
+  return {
+    chain: genesis.chain,
+    number: 0,
+    parentHash: ZERO_HASH,
+    timestamp: genesis.genesisTime,
+    proposer: 0,
+    txCount: 0,
+    txRoot: empty,
+    receiptRoot: empty,
+    appHash: initialAppHash,
+    validatorsHash: vh,
+    nextValidatorsHash: vh,
+  };
+}

@@ -1,0 +1,197 @@
+// Typed repositories over the bytes-only store, one 1-byte key prefix each (DESIGN.md), heights
+// big-endian so that range scans come back in order. A committed block is one atomic batch:
+// block and certificate, then transactions and receipts, then state, then the head record. A
+// process killed at any moment restarts with every committed block and never half of one.
+import type { CommitCertificate } from '../../consensus/chain/types.ts';
+import { from0x, fromUtf8, utf8 } from '../../consensus/crypto/encoding.ts';
+import type { StateReader } from '../machine.ts';
+import { prefixEnd, type KvOp, type KvStore } from './kv-store.ts';
+import type { BlockCommit, ChainReader, Receipt, StoredBlock, StoredTx, TxTotals } from './types.ts';
+
+/** One byte per bucket; the letters make a raw dump readable. */
+export const Bucket = {
+  META: 0x4d, // 'M' name -> JSON
+  BLOCK: 0x48, // 'H' height -> StoredBlock JSON
+  BLOCK_BY_HASH: 0x4e, // 'N' block hash -> height
+  CERTIFICATE: 0x43, // 'C' height -> CommitCertificate JSON
+  TX: 0x54, // 'T' tx hash -> height (8) ‖ index (4) ‖ bytes
+  RECEIPT: 0x52, // 'R' tx hash -> Receipt JSON
+  STATE: 0x53, // 'S' machine-owned key -> value
+  CONSENSUS: 0x56, // 'V' the replica's own promises (votes, prepared certificates): PBFT
+} as const;
+
+interface Head extends TxTotals {
+  height: number;
+}
+
+function key(bucket: number, suffix: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + suffix.length);
+  k[0] = bucket;
+  k.set(suffix, 1);
+  return k;
+}
+
+function heightBytes(height: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(height));
+  return b;
+}
+
+function hashBytes(hash: string): Uint8Array | null {
+  return from0x(hash, 32);
+}
+
+function json(value: unknown): Uint8Array {
+  return utf8(JSON.stringify(value));
+}
+
+function parse<T>(bytes: Uint8Array | undefined): T | null {
+  return bytes === undefined ? null : (JSON.parse(fromUtf8(bytes)) as T);
+}
+
+const HEAD_KEY = key(Bucket.META, utf8('head'));
+
+export class ChainStore implements ChainReader {
+  private head: Head = { height: 0, transactions: 0, rejected: 0 };
+
+  private constructor(readonly kv: KvStore) {}
+
+  static async open(kv: KvStore): Promise<ChainStore> {
+    const store = new ChainStore(kv);
+    store.head = parse<Head>(await kv.get(HEAD_KEY)) ?? store.head;
+    return store;
+  }
+
+  latestHeight(): number {
+    return this.head.height;
+  }
+
+  totals(): TxTotals {
+    return { transactions: this.head.transactions, rejected: this.head.rejected };
+  }
+
+  async getBlock(height: number): Promise<StoredBlock | null> {
+    if (!Number.isSafeInteger(height) || height < 0 || height > this.head.height) return null;
+    return parse<StoredBlock>(await this.kv.get(key(Bucket.BLOCK, heightBytes(height))));
+  }
+
+  async getHeightByHash(hash: string): Promise<number | null> {
+    const h = hashBytes(hash);
+    if (!h) return null;
+    const v = await this.kv.get(key(Bucket.BLOCK_BY_HASH, h));
+    return v ? Number(new DataView(v.buffer, v.byteOffset, v.byteLength).getBigUint64(0)) : null;
+  }
+
+  async getCertificate(height: number): Promise<CommitCertificate | null> {
+    if (!Number.isSafeInteger(height) || height < 1 || height > this.head.height) return null;
+    return parse<CommitCertificate>(await this.kv.get(key(Bucket.CERTIFICATE, heightBytes(height))));
+  }
+
+  async getTx(hash: string): Promise<StoredTx | null> {
+    const h = hashBytes(hash);
+    if (!h) return null;
+    const v = await this.kv.get(key(Bucket.TX, h));
+    if (!v) return null;
+    const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+    return { blockNumber: Number(view.getBigUint64(0)), index: view.getUint32(8), bytes: v.subarray(12) };
+  }
+
+  async hasTx(hash: string): Promise<boolean> {
+    const h = hashBytes(hash);
+    return h !== null && (await this.kv.get(key(Bucket.TX, h))) !== undefined;
+  }
+
+  /** Which of these hashes are already committed (one round trip for a whole proposal). */
+  async committedAmong(hashes: string[]): Promise<Set<string>> {
+    const keys = hashes.map((h) => key(Bucket.TX, hashBytes(h) ?? new Uint8Array(32)));
+    const found = await this.kv.getMany(keys);
+    const out = new Set<string>();
+    found.forEach((v, i) => v !== undefined && out.add(hashes[i]!));
+    return out;
+  }
+
+  async getReceipt(hash: string): Promise<Receipt | null> {
+    const h = hashBytes(hash);
+    return h ? parse<Receipt>(await this.kv.get(key(Bucket.RECEIPT, h))) : null;
+  }
+
+  async getBlockReceipts(height: number): Promise<Receipt[]> {
+    const block = await this.getBlock(height);
+    if (!block || block.txHashes.length === 0) return [];
+    const values = await this.kv.getMany(block.txHashes.map((h) => key(Bucket.RECEIPT, hashBytes(h)!)));
+    return values.map((v, i) => {
+      const r = parse<Receipt>(v);
+      if (!r) throw new Error(`store is missing the receipt of ${block.txHashes[i]} in block ${height}`);
+      return r;
+    });
+  }
+
+  /** The machine's view of its own bucket. */
+  stateReader(): StateReader {
+    return {
+      get: (k) => this.kv.get(key(Bucket.STATE, k)),
+      entries: (prefix) => this.stateEntries(prefix),
+    };
+  }
+
+  private async *stateEntries(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const from = key(Bucket.STATE, prefix);
+    for await (const [k, v] of this.kv.range(from, prefixEnd(from))) yield [k.subarray(1), v];
+  }
+
+  /** Writes a committed block and everything it produced in one atomic batch. */
+  async commitBlock(c: BlockCommit): Promise<void> {
+    const height = c.block.header.number;
+    if (height !== this.head.height + 1) throw new Error(`commitBlock: expected height ${this.head.height + 1}, got ${height}`);
+    if (c.txs.length !== c.block.txHashes.length || c.receipts.length !== c.txs.length) {
+      throw new Error('commitBlock: transactions, hashes and receipts differ in number');
+    }
+    const hb = heightBytes(height);
+    const ops: KvOp[] = [
+      { type: 'put', key: key(Bucket.BLOCK, hb), value: json(c.block) },
+      { type: 'put', key: key(Bucket.BLOCK_BY_HASH, hashBytes(c.block.hash)!), value: hb },
+      { type: 'put', key: key(Bucket.CERTIFICATE, hb), value: json(c.certificate) },
+    ];
+    let rejected = 0;
+    for (let i = 0; i < c.txs.length; i++) {
+      const hash = hashBytes(c.block.txHashes[i]!)!;
+      const txValue = new Uint8Array(12 + c.txs[i]!.length);
+      const view = new DataView(txValue.buffer);
+      view.setBigUint64(0, BigInt(height));
+      view.setUint32(8, i);
+      txValue.set(c.txs[i]!, 12);
+      ops.push({ type: 'put', key: key(Bucket.TX, hash), value: txValue });
+      ops.push({ type: 'put', key: key(Bucket.RECEIPT, hash), value: json(c.receipts[i]) });
+      if (c.receipts[i]!.status === 'rejected') rejected++;
+    }
+    for (const [k, v] of c.stateWrites) {
+      ops.push(v === null ? { type: 'del', key: key(Bucket.STATE, k) } : { type: 'put', key: key(Bucket.STATE, k), value: v });
+    }
+    const head: Head = { height, transactions: this.head.transactions + c.txs.length, rejected: this.head.rejected + rejected };
+    ops.push({ type: 'put', key: HEAD_KEY, value: json(head) });
+    await this.kv.write(ops);
+    this.head = head;
+  }
+
+  /** Writes block 0 (the genesis header) once, on a fresh store. */
+  async writeGenesis(block: StoredBlock): Promise<void> {
+    const hb = heightBytes(0);
+    await this.kv.write([
+      { type: 'put', key: key(Bucket.BLOCK, hb), value: json(block) },
+      { type: 'put', key: key(Bucket.BLOCK_BY_HASH, hashBytes(block.hash)!), value: hb },
+      { type: 'put', key: HEAD_KEY, value: json(this.head) },
+    ]);
+  }
+
+  async getMeta<T>(name: string): Promise<T | null> {
+    return parse<T>(await this.kv.get(key(Bucket.META, utf8(name))));
+  }
+
+  async putMeta(name: string, value: unknown): Promise<void> {
+    await this.kv.write([{ type: 'put', key: key(Bucket.META, utf8(name)), value: json(value) }]);
+  }
+
+  close(): Promise<void> {
+    return this.kv.close();
+  }
+}

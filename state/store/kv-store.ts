@@ -1,0 +1,79 @@
+// The bytes-only store (DESIGN.md `KvStore`): RocksDB in production. Everything typed sits
+// above it in repositories; nothing above this file knows which database is underneath.
+import { RocksLevel } from '@nxtedition/rocksdb';
+
+export type KvOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+export interface KvStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  getMany(keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  /** Applies all operations atomically: after a crash, all of them are there or none. */
+  write(ops: KvOp[]): Promise<void>;
+  /** Entries with gte <= key < lt, in key order. */
+  range(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  close(): Promise<void>;
+}
+
+const BUFFERS = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
+
+/**
+ * RocksDB through @nxtedition/rocksdb (STACK.md: Level's `rocksdb` aborts on Node 22).
+ * Writes are not fsynced: RocksDB's write-ahead log is written before a batch returns, so a
+ * process killed with SIGKILL loses nothing; only a power loss of the host could drop the last
+ * batches, which the other replicas hold too. Set `sync` for a stand-alone node that must
+ * survive power loss.
+ */
+export class RocksKvStore implements KvStore {
+  private constructor(
+    private readonly db: RocksLevel,
+    private readonly sync: boolean,
+  ) {}
+
+  static async open(path: string, opts: { sync?: boolean } = {}): Promise<RocksKvStore> {
+    const db = new RocksLevel(path, BUFFERS);
+    await db.open({ createIfMissing: true });
+    return new RocksKvStore(db, opts.sync ?? false);
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    // getMany answers undefined for a missing key, where get() throws LEVEL_NOT_FOUND.
+    const [v] = await this.getMany([key]);
+    return v;
+  }
+
+  async getMany(keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return [];
+    const vs = (await this.db.getMany(keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)), BUFFERS)) as (Buffer | undefined)[];
+    return vs.map((v) => v ?? undefined);
+  }
+
+  async write(ops: KvOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.db.batch(ops, { ...BUFFERS, sync: this.sync });
+  }
+
+  async *range(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const it = this.db.iterator({ gte: Buffer.from(gte), lt: Buffer.from(lt), ...BUFFERS });
+    try {
+      for await (const [k, v] of it as AsyncIterable<[Buffer, Buffer]>) yield [k, v];
+    } finally {
+      await it.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+/** The smallest key greater than every key that starts with `prefix` (for range scans). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = Uint8Array.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+}
