@@ -1,5 +1,5 @@
 // Hashes of chain.md: block headers, validator sets, receipts and the commit message.
-import { concatBytes, jcsHash, sha256, to0x, utf8 } from '../crypto/encoding.ts';
+import { concatBytes, jcs, jcsHash, sha256, to0x, utf8 } from '../crypto/encoding.ts';
 import type { Genesis, Header, ReceiptCore, Validator } from './types.ts';
 
 export const ZERO_HASH = to0x(new Uint8Array(32));
@@ -34,8 +34,15 @@ export function validatorsHash(validators: Validator[]): string {
   return to0x(jcsHash(list));
 }
 
+/**
+ * SHA-256 of JCS({txHash, status, code, log, events}). The top level is written by hand in
+ * JCS member order (code, events, log, status, txHash): JSON.stringify of strings and integers
+ * is exactly JCS, and this runs once per transaction on the commit path.
+ */
 export function receiptHash(r: ReceiptCore): Uint8Array {
-  return jcsHash({ txHash: r.txHash, status: r.status, code: r.code, log: r.log, events: r.events });
+  const events = r.events.length === 0 ? '[]' : jcs(r.events);
+  if (!Number.isSafeInteger(r.code)) throw new TypeError('a receipt code is an integer');
+  return sha256(utf8(`{"code":${r.code},"events":${events},"log":${JSON.stringify(r.log)},"status":${JSON.stringify(r.status)},"txHash":${JSON.stringify(r.txHash)}}`));
 }
 
 /** What a validator signs to commit block h: SHA-256("goodness/commit/v1" || blockHash). */

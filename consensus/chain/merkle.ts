@@ -1,16 +1,25 @@
 // RFC 6962 Merkle trees over 32-byte hashes (chain.md): leaf = H(0x00 || data),
 // node = H(0x01 || left || right), an odd last node carried up unchanged, empty root = H("").
+import { hash } from 'node:crypto';
 import { bytesEqual, sha256 } from '../crypto/encoding.ts';
 
-const LEAF = new Uint8Array([0]);
-const NODE = new Uint8Array([1]);
+// Trees are built once per block over thousands of leaves: hashing from reused buffers
+// instead of concatenating saves an allocation per hash.
+const leafScratch = Buffer.alloc(1 + 32);
+const nodeScratch = Buffer.alloc(1 + 64);
+nodeScratch[0] = 1;
 
 export function leafHash(data: Uint8Array): Uint8Array {
-  return sha256(LEAF, data);
+  if (data.length !== 32) return hash('sha256', Buffer.concat([leafScratch.subarray(0, 1), data]), 'buffer');
+  leafScratch.set(data, 1);
+  return hash('sha256', leafScratch, 'buffer');
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(NODE, left, right);
+  if (left.length !== 32 || right.length !== 32) return hash('sha256', Buffer.concat([nodeScratch.subarray(0, 1), left, right]), 'buffer');
+  nodeScratch.set(left, 1);
+  nodeScratch.set(right, 33);
+  return hash('sha256', nodeScratch, 'buffer');
 }
 
 /** Largest power of two strictly less than n (n >= 2): RFC 6962's split point. */

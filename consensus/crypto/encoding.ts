@@ -1,6 +1,6 @@
 // Byte and text encodings shared by every layer: hex with and without 0x, SHA-256, and
 // RFC 8785 JSON canonicalisation (JCS), the one serialisation that hashes and signatures use.
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import canonicalizeImpl from 'canonicalize';
 
 const canonicalize = canonicalizeImpl as unknown as (value: unknown) => string | undefined;
@@ -21,7 +21,7 @@ export function to0x(bytes: Uint8Array): string {
 export function fromHex(hex: string, expectedBytes?: number): Uint8Array | null {
   if (typeof hex !== 'string' || hex.length % 2 !== 0 || !HEX_RE.test(hex)) return null;
   if (expectedBytes !== undefined && hex.length !== expectedBytes * 2) return null;
-  return new Uint8Array(Buffer.from(hex, 'hex'));
+  return Buffer.from(hex, 'hex');
 }
 
 /** Parses `0x`-prefixed lowercase hex; null when malformed or of the wrong length. */
@@ -30,10 +30,10 @@ export function from0x(hex: string, expectedBytes?: number): Uint8Array | null {
   return fromHex(hex.slice(2), expectedBytes);
 }
 
+/** SHA-256 of the parts' concatenation. One-shot `crypto.hash` is the fastest path in Node 22. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return oneShotHash('sha256', data, 'buffer');
 }
 
 const encoder = new TextEncoder();
@@ -65,5 +65,5 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts));
+  return Buffer.concat(parts);
 }

@@ -96,9 +96,29 @@ export class ChainStore implements ChainReader {
     return { blockNumber: Number(view.getBigUint64(0)), index: view.getUint32(8), bytes: v.subarray(12) };
   }
 
-  async hasTx(hash: string): Promise<boolean> {
+  /**
+   * Whether a transaction is committed. Admission asks this once per transaction; the
+   * lookups made in one tick (a JSON-RPC batch) go to RocksDB as one multi-get, since a
+   * RocksDB call costs far more than a key.
+   */
+  hasTx(hash: string): Promise<boolean> {
     const h = hashBytes(hash);
-    return h !== null && (await this.kv.get(key(Bucket.TX, h))) !== undefined;
+    if (!h) return Promise.resolve(false);
+    return new Promise((resolve, reject) => {
+      if (this.pendingLookups.length === 0) setImmediate(() => this.flushLookups());
+      this.pendingLookups.push({ key: key(Bucket.TX, h), resolve, reject });
+    });
+  }
+
+  private pendingLookups: { key: Uint8Array; resolve: (found: boolean) => void; reject: (err: unknown) => void }[] = [];
+
+  private flushLookups(): void {
+    const lookups = this.pendingLookups;
+    this.pendingLookups = [];
+    this.kv.getMany(lookups.map((l) => l.key)).then(
+      (values) => values.forEach((v, i) => lookups[i]!.resolve(v !== undefined)),
+      (err: unknown) => lookups.forEach((l) => l.reject(err)),
+    );
   }
 
   /** Which of these hashes are already committed (one round trip for a whole proposal). */

@@ -1,0 +1,215 @@
+// A running node: the chain store on RocksDB, the state machine, the pool, the consensus
+// engine and the JSON-RPC server, wired together. `goodness node --dir` runs one.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BlockPipeline } from '../consensus/block-pipeline.ts';
+import type { Genesis } from '../consensus/chain/types.ts';
+import type { ConsensusEngine } from '../consensus/engine.ts';
+import { TxPool } from '../consensus/pool.ts';
+import { SoloEngine } from '../consensus/solo.ts';
+import { sha256, to0x } from '../consensus/crypto/encoding.ts';
+import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
+import { startRpcServer } from '../rpc/server.ts';
+import { Code } from '../state/codes.ts';
+import { GoodnessLedger } from '../state/goodness/ledger.ts';
+import { KvMachine } from '../state/kv-machine.ts';
+import type { StateMachine } from '../state/machine.ts';
+import { ChainStore } from '../state/store/chain-store.ts';
+import { RocksKvStore } from '../state/store/kv-store.ts';
+import { loadNodeConfig, PID_FILE } from './config.ts';
+
+export const VERSION = '0.1.0';
+/** A transaction larger than this is refused at admission (a block must hold many). */
+export const MAX_TX_BYTES = 64 * 1024;
+
+export interface NodeOptions {
+  name: string;
+  genesis: Genesis & { stateMachine?: 'goodness' | 'kv' };
+  validatorIndex: number;
+  peerId: string;
+  blsSecretKey: Uint8Array;
+  dataDir: string;
+  rpc: { host: string; port: number; maxBodyBytes?: number; maxBatch?: number };
+  pool: { maxTxs: number; maxBytes: number; maxPerSender: number };
+  logger?: Logger;
+}
+
+export function createMachine(kind: 'goodness' | 'kv' | undefined): StateMachine {
+  return kind === 'kv' ? new KvMachine() : new GoodnessLedger();
+}
+
+export class GoodnessNode {
+  readonly log: Logger;
+  readonly registry = new Registry();
+  private store!: ChainStore;
+  private pipeline!: BlockPipeline;
+  private engine!: ConsensusEngine;
+  private rpcServer: { url: string; port: number; close(): Promise<void> } | null = null;
+  readonly machine: StateMachine;
+  readonly pool: TxPool;
+  private stopped = false;
+  private readonly admissions: Counter<'result'>;
+
+  constructor(readonly o: NodeOptions) {
+    this.log = o.logger ?? pino({ name: o.name });
+    this.machine = createMachine(o.genesis.stateMachine);
+    this.pool = new TxPool(o.pool);
+    this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
+  }
+
+  get rpcUrl(): string {
+    return this.rpcServer!.url;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.o.dataDir, { recursive: true });
+    this.store = await ChainStore.open(await RocksKvStore.open(this.o.dataDir));
+    this.pipeline = new BlockPipeline(this.o.genesis, this.store, this.machine, this.pool);
+    await this.pipeline.open();
+    this.log.info({ height: this.store.latestHeight(), appHash: this.pipeline.head.header.appHash, machine: this.machine.name }, 'chain loaded');
+    this.engine = new SoloEngine({
+      pipeline: this.pipeline,
+      validators: this.o.genesis.validators.map(({ index, peerId, blsPublicKey }) => ({ index, peerId, blsPublicKey })),
+      index: this.o.validatorIndex,
+      blsSecretKey: this.o.blsSecretKey,
+      params: this.o.genesis.consensus,
+      onError: (err) => {
+        this.log.fatal({ err }, 'block commit failed; the node stops so that it cannot fork from a half-known state');
+        void this.stop().finally(() => process.exit(1));
+      },
+    });
+    this.registerMetrics();
+    this.rpcServer = await startRpcServer({
+      api: this.api(),
+      host: this.o.rpc.host,
+      port: this.o.rpc.port,
+      maxBodyBytes: this.o.rpc.maxBodyBytes,
+      maxBatch: this.o.rpc.maxBatch,
+      registry: this.registry,
+    });
+    await this.engine.start();
+    this.log.info({ rpc: this.rpcServer.url }, 'node started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.rpcServer?.close();
+    await this.engine?.stop();
+    await this.store?.close();
+    this.log.info('node stopped');
+  }
+
+  /** Admission (DESIGN.md): cheap refusals first, the signature once, then the pool's limits. */
+  async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
+    const result = await this.admit(bytes);
+    this.admissions.inc({ result: result.ok ? 'admitted' : result.error });
+    return result;
+  }
+
+  private async admit(bytes: Uint8Array): Promise<SubmitResult> {
+    if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
+    if (this.pool.isFull(bytes.length)) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
+    const hash = to0x(sha256(bytes));
+    if (this.pool.has(hash) || (await this.store.hasTx(hash))) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending or committed` };
+    const check = this.machine.checkTx(bytes, { height: this.store.latestHeight() + 1 });
+    if (!check.ok) {
+      if (check.code === Code.NONCE_USED) return { ok: false, error: 'duplicate', log: check.log };
+      return { ok: false, error: 'refused', code: check.code, log: check.log };
+    }
+    const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });
+    if (added === 'ok') return { ok: true, hash };
+    if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
+    return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : 'the transaction pool is full: back off and retry' };
+  }
+
+  private registerMetrics(): void {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'goodness_process_' });
+    const height = new Gauge({ name: 'goodness_height', help: 'height of the latest committed block', registers: [r] });
+    const pool = this.pool;
+    // Sampled at scrape time so that the hot path pays nothing for it.
+    new Gauge({ name: 'goodness_pool_transactions', help: 'transactions in the pool', registers: [r], collect() { this.set(pool.size); } });
+    new Gauge({ name: 'goodness_pool_bytes', help: 'bytes of transactions in the pool', registers: [r], collect() { this.set(pool.bytes); } });
+    const committed = new Counter({ name: 'goodness_transactions_committed_total', help: 'transactions committed, by receipt status', labelNames: ['status'], registers: [r] });
+    const blockTxs = new Histogram({ name: 'goodness_block_transactions', help: 'transactions per committed block', buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10000], registers: [r] });
+    const commitInterval = new Histogram({ name: 'goodness_block_interval_seconds', help: 'time between consecutive commits', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [r] });
+    height.set(this.store.latestHeight());
+    let last = Date.now();
+    this.pipeline.onBlock((block, receipts) => {
+      height.set(block.header.number);
+      const rejected = receipts.filter((x) => x.status === 'rejected').length;
+      committed.inc({ status: 'ok' }, receipts.length - rejected);
+      if (rejected) committed.inc({ status: 'rejected' }, rejected);
+      blockTxs.observe(receipts.length);
+      const now = Date.now();
+      commitInterval.observe((now - last) / 1000);
+      last = now;
+    });
+  }
+
+  api(): NodeApi {
+    const node = this;
+    return {
+      chain: this.o.genesis.chain,
+      nodeId: this.o.peerId,
+      version: VERSION,
+      store: this.store,
+      submitTx: (bytes) => node.submitTx(bytes),
+      pendingCount: () => node.pool.size,
+      validatorsAt: (h) => node.engine.validatorsAt(h),
+      consensusStatus: () => node.engine.status(),
+      syncStatus: () => ({ height: node.store.latestHeight(), highestKnownHeight: node.store.latestHeight(), syncing: false }),
+      peers: () => [],
+      healthy: () => !node.stopped && node.engine.joined(),
+      metrics: () => node.registry.metrics(),
+      query: (path, caller) => node.machine.query(path, caller),
+      onBlock: (listener) => node.pipeline.onBlock(listener),
+    };
+  }
+}
+
+/**
+ * `goodness node --dir D`: loads the node folder, runs the node in the foreground, writes
+ * `node.pid` and removes it when it stops on SIGINT or SIGTERM.
+ */
+export async function runNode(dir: string, opts: { logLevel?: string } = {}): Promise<GoodnessNode> {
+  const loaded = loadNodeConfig(dir);
+  const { config } = loaded;
+  const logger = pino({ name: config.name, level: opts.logLevel ?? 'info' });
+  const node = new GoodnessNode({
+    name: config.name,
+    genesis: loaded.genesis,
+    validatorIndex: config.index,
+    peerId: loaded.keys.peerId,
+    blsSecretKey: loaded.keys.blsSecretKey,
+    dataDir: loaded.dataDir,
+    rpc: { host: config.rpc.host, port: config.rpc.port, ...config.rpcLimits },
+    pool: config.pool,
+    logger,
+  });
+  const pidFile = join(loaded.dir, PID_FILE);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    node
+      .stop()
+      .then(() => {
+        rmSync(pidFile, { force: true });
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  await node.start();
+  writeFileSync(pidFile, `${process.pid}\n`);
+  return node;
+}
