@@ -10,6 +10,7 @@ import type { ConsensusEngine } from '../consensus/engine.ts';
 import { TxPool } from '../consensus/pool.ts';
 import { SoloEngine } from '../consensus/solo.ts';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
+import { InlineVerifier, WorkerVerifier, type SignatureVerifier } from '../consensus/crypto/verifier.ts';
 import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
 import { startRpcServer } from '../rpc/server.ts';
 import { Code } from '../state/codes.ts';
@@ -34,6 +35,8 @@ export interface NodeOptions {
   rpc: { host: string; port: number; maxBodyBytes?: number; maxBatch?: number };
   pool: { maxTxs: number; maxBytes: number; maxPerSender: number };
   logger?: Logger;
+  /** worker threads verifying admission signatures: default one per core; 0 verifies on the main thread */
+  verifierThreads?: number;
 }
 
 export function createMachine(kind: 'goodness' | 'kv' | undefined): StateMachine {
@@ -49,6 +52,7 @@ export class GoodnessNode {
   private rpcServer: { url: string; port: number; close(): Promise<void> } | null = null;
   readonly machine: StateMachine;
   readonly pool: TxPool;
+  private readonly verifier: SignatureVerifier;
   private stopped = false;
   private readonly admissions: Counter<'result'>;
 
@@ -56,6 +60,7 @@ export class GoodnessNode {
     this.log = o.logger ?? pino({ name: o.name });
     this.machine = createMachine(o.genesis.stateMachine);
     this.pool = new TxPool(o.pool);
+    this.verifier = o.verifierThreads === 0 ? new InlineVerifier() : new WorkerVerifier(o.verifierThreads);
     this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
   }
 
@@ -99,6 +104,7 @@ export class GoodnessNode {
     await this.rpcServer?.close();
     await this.engine?.stop();
     await this.store?.close();
+    await this.verifier.close();
     this.log.info('node stopped');
   }
 
@@ -118,6 +124,10 @@ export class GoodnessNode {
     if (!check.ok) {
       if (check.code === Code.NONCE_USED) return { ok: false, error: 'duplicate', log: check.log };
       return { ok: false, error: 'refused', code: check.code, log: check.log };
+    }
+    if (check.signature) {
+      if (!this.verifier.canAcceptWork()) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
+      if (!(await this.verifier.verify(check.signature))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });
     if (added === 'ok') return { ok: true, hash };

@@ -2,6 +2,7 @@
 // hands them over; the machine checks, executes, commits and answers queries. The engine never
 // reaches into the ledger, and the ledger never sees the network.
 import type { Event, Genesis, ReceiptCore, ValidatorRegistration } from '../consensus/chain/types.ts';
+import type { SignatureJob } from '../consensus/crypto/verifier.ts';
 
 /** Read access to the machine's own committed state (the `S` bucket of the chain store). */
 export interface StateReader {
@@ -30,8 +31,16 @@ export type CheckResult =
       nonce?: string;
       /** last height the transaction may be included at; absent when it never expires */
       expires?: number;
-      /** the decoded, signature-checked transaction, handed back at execution so nothing is verified twice */
+      /**
+       * the decoded transaction, handed back at execution so that nothing is decoded or
+       * verified twice; it counts as signature-checked once `signature` (if any) has verified
+       */
       checked: unknown;
+      /**
+       * the signature the engine must verify before admitting the transaction; the engine
+       * verifies admission signatures in batches off the main thread (SignatureVerifier)
+       */
+      signature?: SignatureJob;
     }
   | { ok: false; code: number; log: string };
 
@@ -81,8 +90,9 @@ export interface StateMachine {
   open(state: StateReader, genesis: Genesis): Promise<MachineInfo>;
   info(): MachineInfo;
   /**
-   * Admission: form, signature and what the committed state can already tell (nonce used,
-   * sender's role). Called once per transaction per node; must not change state.
+   * Admission: form and what the committed state can already tell (nonce used, sender's
+   * role), and which signature the engine must verify. Called once per transaction per node;
+   * must not change state.
    */
   checkTx(bytes: Uint8Array, ctx: { height: number }): CheckResult;
   /**

@@ -2,6 +2,7 @@
 // that need no state. Clients build them with `buildTx`; nodes read them with `decodeTx`.
 import { fromUtf8, jcs, sha256, to0x, utf8 } from '../consensus/crypto/encoding.ts';
 import { Ed25519Signer, ed25519Verify } from '../consensus/crypto/ed25519.ts';
+import type { SignatureJob } from '../consensus/crypto/verifier.ts';
 import { Code } from './codes.ts';
 
 export const MAX_EXPIRY_AHEAD = 1000;
@@ -112,6 +113,11 @@ export function decodeTx(bytes: Uint8Array, chain: string, verifySignature = tru
     return refuse(Code.BAD_SIGNATURE, 'signature does not verify under tx.from');
   }
   return { ok: true, tx: { hash: txHash(bytes), envelope: { sig, tx: t }, size: bytes.length } };
+}
+
+/** The signature a decoded transaction carries, for a SignatureVerifier. */
+export function signatureJobOf(bytes: Uint8Array, tx: DecodedTx): SignatureJob {
+  return { publicKey: tx.envelope.tx.from, message: bytes.subarray(SIGNED_PREFIX, bytes.length - 1), signature: tx.envelope.sig };
 }
 
 /** Expiry against the height of the block being built or executed (tx.md). */

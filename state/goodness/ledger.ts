@@ -20,7 +20,7 @@ import type {
   StateReader,
   StateWrite,
 } from '../machine.ts';
-import { checkExpiry, decodeTx, type DecodedTx, type TxFields } from '../tx.ts';
+import { checkExpiry, decodeTx, signatureJobOf, type DecodedTx, type TxFields } from '../tx.ts';
 import { genesisState, parseGoodnessGenesis } from './genesis.ts';
 import { BodyError, type TxHandler } from './handler.ts';
 import { answerQuery } from './queries.ts';
@@ -80,14 +80,15 @@ export class GoodnessLedger implements StateMachine {
    * transaction must be valid there, expiry and replay alike (tx.md).
    */
   checkTx(bytes: Uint8Array, ctx: { height: number }): CheckResult {
-    const decoded = decodeTx(bytes, this.chain);
+    // The signature is handed to the engine's verifier (worker threads), not checked here.
+    const decoded = decodeTx(bytes, this.chain, false);
     if (!decoded.ok) return decoded;
     const tx = decoded.tx.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
     if (expiry) return refuse(expiry.code, expiry.log);
     const screened = this.screen(tx, this.committedView, ctx.height);
     if (!screened.ok) return screened;
-    return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked: decoded.tx };
+    return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked: decoded.tx, signature: signatureJobOf(bytes, decoded.tx) };
   }
 
   executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult {
