@@ -1,6 +1,6 @@
 // Hashes of chain.md: block headers, validator sets, receipts and the commit message.
-import { concatBytes, jcs, jcsHash, sha256, to0x, utf8 } from '../crypto/encoding.ts';
-import type { Genesis, Header, ReceiptCore, Validator } from './types.ts';
+import { concatBytes, jcsHash, sha256, to0x, utf8 } from '../crypto/encoding.ts';
+import type { Event, Genesis, Header, ReceiptCore, Validator } from './types.ts';
 
 export const ZERO_HASH = to0x(new Uint8Array(32));
 const COMMIT_DOMAIN = utf8('goodness/commit/v1');
@@ -40,9 +40,30 @@ export function validatorsHash(validators: Validator[]): string {
  * is exactly JCS, and this runs once per transaction on the commit path.
  */
 export function receiptHash(r: ReceiptCore): Uint8Array {
-  const events = r.events.length === 0 ? '[]' : jcs(r.events);
+  const events = eventsJcs(r.events);
   if (!Number.isSafeInteger(r.code)) throw new TypeError('a receipt code is an integer');
   return sha256(utf8(`{"code":${r.code},"events":${events},"log":${JSON.stringify(r.log)},"status":${JSON.stringify(r.status)},"txHash":${JSON.stringify(r.txHash)}}`));
+}
+
+/**
+ * JCS of a list of events `{type, attributes}`, written directly: attribute values are strings,
+ * keys are sorted by UTF-16 code units (JavaScript's default sort, as RFC 8785 requires) and
+ * JSON.stringify escapes strings exactly as JCS does.
+ */
+export function eventsJcs(events: Event[]): string {
+  let out = '[';
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    const keys = Object.keys(e.attributes).sort();
+    let attrs = '{';
+    for (let k = 0; k < keys.length; k++) {
+      const value = e.attributes[keys[k]!];
+      if (typeof value !== 'string') throw new TypeError('event attribute values are strings');
+      attrs += (k ? ',' : '') + JSON.stringify(keys[k]) + ':' + JSON.stringify(value);
+    }
+    out += (i ? ',' : '') + `{"attributes":${attrs}},"type":${JSON.stringify(e.type)}}`;
+  }
+  return out + ']';
 }
 
 /** What a validator signs to commit block h: SHA-256("goodness/commit/v1" || blockHash). */

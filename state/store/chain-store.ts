@@ -14,8 +14,7 @@ export const Bucket = {
   BLOCK: 0x48, // 'H' height -> StoredBlock JSON
   BLOCK_BY_HASH: 0x4e, // 'N' block hash -> height
   CERTIFICATE: 0x43, // 'C' height -> CommitCertificate JSON
-  TX: 0x54, // 'T' tx hash -> height (8) ‖ index (4) ‖ bytes
-  RECEIPT: 0x52, // 'R' tx hash -> Receipt JSON
+  TX: 0x54, // 'T' tx hash -> height (8) ‖ index (4) ‖ tx length (4) ‖ tx bytes ‖ receipt core JSON
   STATE: 0x53, // 'S' machine-owned key -> value
   CONSENSUS: 0x56, // 'V' the replica's own promises (votes, prepared certificates): PBFT
 } as const;
@@ -50,6 +49,35 @@ function parse<T>(bytes: Uint8Array | undefined): T | null {
 }
 
 const HEAD_KEY = key(Bucket.META, utf8('head'));
+
+/** Hashes the node made itself (not a client's input): decoded without re-validating. */
+function trustedHashBytes(hash: string): Uint8Array {
+  return Buffer.from(hash.slice(2), 'hex');
+}
+
+/**
+ * A transaction and its receipt share one record: one put per transaction on the commit path,
+ * and one read for either. The receipt keeps only what its key and position do not already say.
+ */
+function encodeTxRecord(height: number, index: number, tx: Uint8Array, r: Receipt): Uint8Array {
+  const receipt = Buffer.from(JSON.stringify([r.status, r.code, r.log, r.events]));
+  const out = Buffer.allocUnsafe(16 + tx.length + receipt.length);
+  out.writeBigUInt64BE(BigInt(height), 0);
+  out.writeUInt32BE(index, 8);
+  out.writeUInt32BE(tx.length, 12);
+  out.set(tx, 16);
+  out.set(receipt, 16 + tx.length);
+  return out;
+}
+
+function decodeTxRecord(hash: string, v: Uint8Array): { tx: StoredTx; receipt: Receipt } {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const blockNumber = Number(b.readBigUInt64BE(0));
+  const index = b.readUInt32BE(8);
+  const txLength = b.readUInt32BE(12);
+  const [status, code, log, events] = JSON.parse(b.subarray(16 + txLength).toString('utf8')) as [Receipt['status'], number, string, Receipt['events']];
+  return { tx: { blockNumber, index, bytes: b.subarray(16, 16 + txLength) }, receipt: { hash, blockNumber, index, status, code, log, events } };
+}
 
 export class ChainStore implements ChainReader {
   private head: Head = { height: 0, transactions: 0, rejected: 0 };
@@ -91,9 +119,7 @@ export class ChainStore implements ChainReader {
     const h = hashBytes(hash);
     if (!h) return null;
     const v = await this.kv.get(key(Bucket.TX, h));
-    if (!v) return null;
-    const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
-    return { blockNumber: Number(view.getBigUint64(0)), index: view.getUint32(8), bytes: v.subarray(12) };
+    return v ? decodeTxRecord(hash, v).tx : null;
   }
 
   /**
@@ -132,17 +158,17 @@ export class ChainStore implements ChainReader {
 
   async getReceipt(hash: string): Promise<Receipt | null> {
     const h = hashBytes(hash);
-    return h ? parse<Receipt>(await this.kv.get(key(Bucket.RECEIPT, h))) : null;
+    const v = h ? await this.kv.get(key(Bucket.TX, h)) : undefined;
+    return v ? decodeTxRecord(hash, v).receipt : null;
   }
 
   async getBlockReceipts(height: number): Promise<Receipt[]> {
     const block = await this.getBlock(height);
     if (!block || block.txHashes.length === 0) return [];
-    const values = await this.kv.getMany(block.txHashes.map((h) => key(Bucket.RECEIPT, hashBytes(h)!)));
+    const values = await this.kv.getMany(block.txHashes.map((h) => key(Bucket.TX, trustedHashBytes(h))));
     return values.map((v, i) => {
-      const r = parse<Receipt>(v);
-      if (!r) throw new Error(`store is missing the receipt of ${block.txHashes[i]} in block ${height}`);
-      return r;
+      if (!v) throw new Error(`store is missing transaction ${block.txHashes[i]} of block ${height}`);
+      return decodeTxRecord(block.txHashes[i]!, v).receipt;
     });
   }
 
@@ -174,15 +200,9 @@ export class ChainStore implements ChainReader {
     ];
     let rejected = 0;
     for (let i = 0; i < c.txs.length; i++) {
-      const hash = hashBytes(c.block.txHashes[i]!)!;
-      const txValue = new Uint8Array(12 + c.txs[i]!.length);
-      const view = new DataView(txValue.buffer);
-      view.setBigUint64(0, BigInt(height));
-      view.setUint32(8, i);
-      txValue.set(c.txs[i]!, 12);
-      ops.push({ type: 'put', key: key(Bucket.TX, hash), value: txValue });
-      ops.push({ type: 'put', key: key(Bucket.RECEIPT, hash), value: json(c.receipts[i]) });
-      if (c.receipts[i]!.status === 'rejected') rejected++;
+      const r = c.receipts[i]!;
+      ops.push({ type: 'put', key: key(Bucket.TX, trustedHashBytes(c.block.txHashes[i]!)), value: encodeTxRecord(height, i, c.txs[i]!, r) });
+      if (r.status === 'rejected') rejected++;
     }
     for (const [k, v] of c.stateWrites) {
       ops.push(v === null ? { type: 'del', key: key(Bucket.STATE, k) } : { type: 'put', key: key(Bucket.STATE, k), value: v });
