@@ -55,10 +55,6 @@ export class BlockPipeline {
     return this.tip;
   }
 
-  get genesisHash(): string {
-    return this.tip.header.number === 0 ? this.tip.hash : '';
-  }
-
   onBlock(listener: BlockListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
