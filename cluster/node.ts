@@ -93,6 +93,7 @@ export class GoodnessNode {
       maxBodyBytes: this.o.rpc.maxBodyBytes,
       maxBatch: this.o.rpc.maxBatch,
       registry: this.registry,
+      onInternalError: (err: unknown, method: string) => this.log.error({ err, method }, 'rpc handler failed'),
     });
     await this.engine.start();
     this.log.info({ rpc: this.rpcServer.url }, 'node started');
