@@ -11,7 +11,7 @@ import { from0x, to0x } from '../consensus/crypto/encoding.ts';
 import { buildTx } from '../state/tx.ts';
 import { LightClient, LightClientError, verifyCommit, verifyHeader, verifyTransactionProof, type ChainSource } from '../rpc/light-client.ts';
 import { methods, type CallContext } from '../rpc/methods.ts';
-import { MemoryChain, certify, makeValidatorSet } from '../rpc/testing.ts';
+import { MemoryChain, certify, makeValidatorSet } from './fixtures/memory-chain.ts';
 import type { BlockAnswer, TransactionProof } from '../rpc/types.ts';
 
 const CHAIN = 'goodness-light-test';

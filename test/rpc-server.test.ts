@@ -20,7 +20,7 @@ import { LightClient, verifyTransactionProof } from '../rpc/light-client.ts';
 import type { ConsensusStatus, NodeApi, PeerInfo, SubmitResult } from '../rpc/node-api.ts';
 import { signQueryAuth } from '../rpc/query-auth.ts';
 import { startRpcServer, type RpcServer, type RpcServerOptions } from '../rpc/server.ts';
-import { MemoryChain, makeValidatorSet } from '../rpc/testing.ts';
+import { MemoryChain, makeValidatorSet } from './fixtures/memory-chain.ts';
 import type { HeaderWithHash } from '../rpc/types.ts';
 
 const CHAIN = 'goodness-rpc-test';
