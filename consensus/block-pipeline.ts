@@ -6,7 +6,7 @@ import { merkleRoot } from './chain/merkle.ts';
 import type { CommitCertificate, Genesis, Header, Validator } from './chain/types.ts';
 import { from0x, to0x } from './crypto/encoding.ts';
 import type { TxPool } from './pool.ts';
-import type { StateMachine, ValidatorUpdate } from '../state/machine.ts';
+import type { BlockContext, BlockTx, StateMachine, ValidatorUpdate } from '../state/machine.ts';
 import type { ChainStore } from '../state/store/chain-store.ts';
 import type { Receipt, StoredBlock } from '../state/store/types.ts';
 
@@ -60,45 +60,132 @@ export class BlockPipeline {
     return () => this.listeners.delete(listener);
   }
 
+  /** A block that is executed (built here or validated) but not committed, by hash. */
+  private readonly speculative = new Map<string, Proposal>();
+  /** Hashes the machine holds executed-but-uncommitted state for, lowest height first. */
+  private executed: string[] = [];
+
+  /** The header of a committed tip or of a speculative block; null when unknown. */
+  parentHeader(hash: string): StoredBlock | null {
+    if (hash === this.tip.hash) return this.tip;
+    return this.speculative.get(hash)?.block ?? null;
+  }
+
+  speculativeBlock(hash: string): Proposal | undefined {
+    return this.speculative.get(hash);
+  }
+
+  /** Transactions already in uncommitted blocks: a leader must not propose them twice. */
+  inFlightTxs(): Set<string> {
+    const out = new Set<string>();
+    for (const p of this.speculative.values()) for (const h of p.block.txHashes) out.add(h);
+    return out;
+  }
+
   /**
-   * Builds the next block from the pool: reaps, drops what is already committed, executes on
-   * top of the committed state, and fills the header. Null when nothing is pending.
+   * Builds the next block from the pool on `parentHash` (the committed tip or a speculative
+   * block): reaps what is not already in flight or committed, executes it on the parent's
+   * state, and fills the header. Null when nothing is pending.
    */
-  async build(proposer: number, timestamp: number, validators: Validator[], maxTxs: number, maxBytes: number): Promise<Proposal | null> {
-    const height = this.tip.header.number + 1;
-    const reaped = this.pool.reap(maxTxs, maxBytes, height);
+  async build(opts: { proposer: number; timestamp: number; validators: Validator[]; nextValidators?: Validator[]; maxTxs: number; maxBytes: number; parentHash?: string; view?: number }): Promise<Proposal | null> {
+    const parent = this.parentHeader(opts.parentHash ?? this.tip.hash);
+    if (!parent) throw new Error(`build: parent ${opts.parentHash} is neither the tip nor a speculative block`);
+    const height = parent.header.number + 1;
+    const inFlight = this.speculative.size > 0 ? this.inFlightTxs() : null;
+    const reaped = this.pool.reap(opts.maxTxs + (inFlight?.size ?? 0), opts.maxBytes, height).filter((t) => !inFlight?.has(t.hash)).slice(0, opts.maxTxs);
     if (reaped.length === 0) return null;
     // The pool deduplicates what is pending; the store is the last word on what is committed.
     const committed = await this.store.committedAmong(reaped.map((t) => t.hash));
     const entries = committed.size === 0 ? reaped : reaped.filter((t) => !committed.has(t.hash));
     if (committed.size > 0) this.pool.removeCommitted([...committed]);
     if (entries.length === 0) return null;
-    const ctx = { height, timestamp: Math.max(timestamp, this.tip.header.timestamp + 1), proposer };
+    const timestamp = Math.max(opts.timestamp, parent.header.timestamp + 1);
+    return this.execute(parent, { height, timestamp, proposer: opts.proposer }, entries, opts.validators, opts.nextValidators ?? opts.validators, opts.view ?? 0);
+  }
+
+  /**
+   * Executes another validator's proposal on its parent's state and checks that the header it
+   * carries is exactly the one this node computes. The transactions come from the pool
+   * (admitted here, signatures checked) or, missing there, as bytes the machine checks itself.
+   */
+  validate(header: Header, txs: BlockTx[], validators: Validator[], nextValidators: Validator[] = validators, view = 0): { ok: true; proposal: Proposal } | { ok: false; reason: string } {
+    const parent = this.parentHeader(header.parentHash);
+    if (!parent) return { ok: false, reason: `unknown parent ${header.parentHash}` };
+    if (header.number !== parent.header.number + 1) return { ok: false, reason: `height ${header.number} does not follow its parent ${parent.header.number}` };
+    if (header.chain !== this.genesis.chain) return { ok: false, reason: 'another chain' };
+    if (!(header.timestamp > parent.header.timestamp)) return { ok: false, reason: 'timestamp does not increase' };
+    if (header.txCount !== txs.length) return { ok: false, reason: 'txCount differs from the transactions' };
+    const proposal = this.execute(parent, { height: header.number, timestamp: header.timestamp, proposer: header.proposer }, txs, validators, nextValidators, view);
+    const mine = proposal.block.header;
+    for (const k of Object.keys(mine) as (keyof Header)[]) {
+      if (mine[k] !== header[k]) {
+        this.forget(proposal.block.hash);
+        return { ok: false, reason: `${k} is ${String(header[k])}, this node computes ${String(mine[k])}` };
+      }
+    }
+    return { ok: true, proposal };
+  }
+
+  private execute(parent: StoredBlock, ctx: BlockContext, entries: BlockTx[], validators: Validator[], nextValidators: Validator[], view: number): Proposal {
+    this.rewindTo(parent.hash);
     const result = this.machine.executeBlock(ctx, entries);
+    const height = ctx.height;
     const txHashes = entries.map((t) => t.hash);
     const receipts: Receipt[] = result.receipts.map((r, index) => ({ hash: r.txHash, blockNumber: height, index, status: r.status, code: r.code, log: r.log, events: r.events }));
-    const vh = validatorsHash(validators);
     const header: Header = {
       chain: this.genesis.chain,
       number: height,
-      parentHash: this.tip.hash,
+      parentHash: parent.hash,
       timestamp: ctx.timestamp,
-      proposer,
+      proposer: ctx.proposer,
       txCount: entries.length,
-      txRoot: to0x(merkleRoot(txHashes.map((h) => from0x(h, 32)!))),
+      txRoot: to0x(merkleRoot(txHashes.map((h) => Buffer.from(h.slice(2), 'hex')))),
       receiptRoot: to0x(merkleRoot(result.receipts.map(receiptHash))),
       appHash: result.appHash,
-      validatorsHash: vh,
-      // Validator changes take effect through the PBFT engine (its issue); until then the set is fixed.
-      nextValidatorsHash: vh,
+      validatorsHash: validatorsHash(validators),
+      nextValidatorsHash: validatorsHash(nextValidators),
     };
-    return {
-      block: { header, hash: to0x(headerHash(header)), view: 0, txHashes },
+    const proposal: Proposal = {
+      block: { header, hash: to0x(headerHash(header)), view, txHashes },
       txs: entries.map((t) => t.bytes),
       receipts,
       writes: result.writes,
       validatorUpdates: result.validatorUpdates,
     };
+    this.speculative.set(proposal.block.hash, proposal);
+    this.executed.push(proposal.block.hash);
+    return proposal;
+  }
+
+  /**
+   * Makes the machine's executed-but-uncommitted chain end at `hash` (the tip or a speculative
+   * block) so that the next execution builds on it. A machine executing a height replaces what
+   * it held there and above; a speculative block whose state was replaced by a sibling's is
+   * executed again from its recorded transactions.
+   */
+  private rewindTo(hash: string): void {
+    if (hash === this.tip.hash) {
+      this.executed = [];
+      return;
+    }
+    const at = this.executed.indexOf(hash);
+    if (at >= 0) {
+      this.executed = this.executed.slice(0, at + 1);
+      return;
+    }
+    const p = this.speculative.get(hash);
+    if (!p) throw new Error(`rewind: ${hash} is neither the tip nor a speculative block`);
+    this.rewindTo(p.block.header.parentHash);
+    const h = p.block.header;
+    this.machine.executeBlock({ height: h.number, timestamp: h.timestamp, proposer: h.proposer }, p.txs.map((bytes, i) => ({ hash: p.block.txHashes[i]!, bytes })));
+    this.executed.push(hash);
+  }
+
+  /** The engine will never commit this block: drop it (its descendants go when their height is re-executed). */
+  forget(hash: string): void {
+    this.speculative.delete(hash);
+    const at = this.executed.indexOf(hash);
+    if (at >= 0) this.executed = this.executed.slice(0, at);
   }
 
   /** The message validators sign to commit this proposal. */
@@ -106,10 +193,23 @@ export class BlockPipeline {
     return commitMessage(from0x(p.block.hash, 32)!);
   }
 
-  /** Makes a certified proposal durable in one batch, then promotes state and tells listeners. */
+  /**
+   * Makes a certified proposal durable in one batch, then promotes state and tells listeners.
+   * The machine's pending state must be this very block: when it holds another branch (the
+   * engine moved on and back), the block is executed again first.
+   */
   async commit(p: Proposal, certificate: CommitCertificate): Promise<void> {
+    if (p.block.header.parentHash !== this.tip.hash) throw new Error(`commit: block ${p.block.header.number} does not extend the tip`);
+    if (this.executed[0] !== p.block.hash) {
+      this.speculative.set(p.block.hash, p);
+      this.rewindTo(p.block.hash);
+    }
     await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: p.writes });
     this.machine.commit(p.block.header.number);
+    this.executed.shift();
+    this.speculative.delete(p.block.hash);
+    // Siblings of the committed block can never commit now.
+    for (const [hash, other] of this.speculative) if (other.block.header.number <= p.block.header.number) this.speculative.delete(hash);
     this.tip = p.block;
     this.lastCommitTime = Date.now();
     this.pool.removeCommitted(p.block.txHashes, p.block.header.number + 1);

@@ -97,7 +97,7 @@ export class SoloEngine implements ConsensusEngine {
         continue;
       }
       try {
-        const proposal = await pipeline.build(this.o.index, this.now(), this.o.validators, params.maxBlockTxs, params.maxBlockBytes);
+        const proposal = await pipeline.build({ proposer: this.o.index, timestamp: this.now(), validators: this.o.validators, maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes });
         if (!proposal) continue;
         const signature = this.signer.sign(Pipeline.commitMessageOf(proposal));
         await pipeline.commit(proposal, {
