@@ -6,9 +6,11 @@ import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BlockPipeline } from '../consensus/block-pipeline.ts';
 import type { Genesis } from '../consensus/chain/types.ts';
-import type { ConsensusEngine } from '../consensus/engine.ts';
 import { TxPool } from '../consensus/pool.ts';
-import { SoloEngine } from '../consensus/solo.ts';
+import { PbftEngine } from '../consensus/pbft-engine.ts';
+import { createP2PNode, type P2PNode } from '../p2p/node.ts';
+import { TxGossip } from '../p2p/tx-gossip.ts';
+import type { PrivateKey } from '@libp2p/interface';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
 import { InlineVerifier, WorkerVerifier, type SignatureVerifier } from '../consensus/crypto/verifier.ts';
 import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
@@ -34,6 +36,7 @@ export interface NodeOptions {
   dataDir: string;
   rpc: { host: string; port: number; maxBodyBytes?: number; maxBatch?: number };
   pool: { maxTxs: number; maxBytes: number; maxPerSender: number };
+  p2p: { privateKey: PrivateKey; listen: string; announce: string; peers: { index: number; multiaddr: string }[] };
   logger?: Logger;
   /** worker threads verifying admission signatures: default one per core; 0 verifies on the main thread */
   verifierThreads?: number;
@@ -48,7 +51,9 @@ export class GoodnessNode {
   readonly registry = new Registry();
   private store!: ChainStore;
   private pipeline!: BlockPipeline;
-  private engine!: ConsensusEngine;
+  private engine!: PbftEngine;
+  private p2p!: P2PNode;
+  private gossip!: TxGossip;
   private rpcServer: { url: string; port: number; close(): Promise<void> } | null = null;
   readonly machine: StateMachine;
   readonly pool: TxPool;
@@ -74,17 +79,31 @@ export class GoodnessNode {
     this.pipeline = new BlockPipeline(this.o.genesis, this.store, this.machine, this.pool);
     await this.pipeline.open();
     this.log.info({ height: this.store.latestHeight(), appHash: this.pipeline.head.header.appHash, machine: this.machine.name }, 'chain loaded');
-    this.engine = new SoloEngine({
+    const validators = this.o.genesis.validators.map(({ index, peerId, blsPublicKey }) => ({ index, peerId, blsPublicKey }));
+    this.p2p = await createP2PNode({
+      privateKey: this.o.p2p.privateKey,
+      listen: [this.o.p2p.listen],
+      announce: [this.o.p2p.announce],
+      validators: this.o.genesis.validators.map((v) => ({ index: v.index, peerId: v.peerId, multiaddr: this.o.p2p.peers.find((p) => p.index === v.index)?.multiaddr })),
+      protocolPrefix: `/goodness/${this.o.genesis.chain}`,
+      logger: this.log.child({ component: 'p2p' }),
+    });
+    this.gossip = new TxGossip(this.p2p, { onTx: (tx) => void this.admit(tx) });
+    this.engine = new PbftEngine({
       pipeline: this.pipeline,
-      validators: this.o.genesis.validators.map(({ index, peerId, blsPublicKey }) => ({ index, peerId, blsPublicKey })),
+      store: this.store,
+      transport: this.p2p,
+      validators,
       index: this.o.validatorIndex,
       blsSecretKey: this.o.blsSecretKey,
       params: this.o.genesis.consensus,
-      onError: (err) => {
-        this.log.fatal({ err }, 'block commit failed; the node stops so that it cannot fork from a half-known state');
+      logger: this.log.child({ component: 'consensus' }),
+      onFatal: (reason) => {
+        this.log.fatal({ reason }, 'consensus stopped; the node exits so that it cannot fork from a half-known state');
         void this.stop().finally(() => process.exit(1));
       },
     });
+    await this.p2p.start();
     this.registerMetrics();
     this.rpcServer = await startRpcServer({
       api: this.api(),
@@ -104,19 +123,29 @@ export class GoodnessNode {
     this.stopped = true;
     await this.rpcServer?.close();
     await this.engine?.stop();
+    this.gossip?.stop();
+    await this.p2p?.stop();
     await this.store?.close();
     await this.verifier.close();
     this.log.info('node stopped');
   }
 
   /** Admission (DESIGN.md): cheap refusals first, the signature once, then the pool's limits. */
+  /** A client's transaction: admitted here, then gossiped to the other validators. */
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
     const result = await this.admit(bytes);
+    if (result.ok) this.gossip.add(bytes);
+    return result;
+  }
+
+  /** Admission of a client's or a peer's transaction (a gossiped one is not gossiped again). */
+  private async admit(bytes: Uint8Array): Promise<SubmitResult> {
+    const result = await this.check(bytes);
     this.admissions.inc({ result: result.ok ? 'admitted' : result.error });
     return result;
   }
 
-  private async admit(bytes: Uint8Array): Promise<SubmitResult> {
+  private async check(bytes: Uint8Array): Promise<SubmitResult> {
     if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
     if (this.pool.isFull(bytes.length)) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const hash = to0x(sha256(bytes));
@@ -170,10 +199,10 @@ export class GoodnessNode {
       store: this.store,
       submitTx: (bytes) => node.submitTx(bytes),
       pendingCount: () => node.pool.size,
-      validatorsAt: (h) => node.engine.validatorsAt(h),
+      validatorsAt: () => node.engine.validatorsAt(),
       consensusStatus: () => node.engine.status(),
-      syncStatus: () => ({ height: node.store.latestHeight(), highestKnownHeight: node.store.latestHeight(), syncing: false }),
-      peers: () => [],
+      syncStatus: () => node.engine.syncStatus(),
+      peers: () => node.p2p.peers().map((p) => ({ peerId: p.peerId, addresses: p.addresses, validatorIndex: p.validatorIndex })),
       healthy: () => !node.stopped && node.engine.joined(),
       metrics: () => node.registry.metrics(),
       query: (path, caller) => node.machine.query(path, caller),
@@ -199,6 +228,7 @@ export async function runNode(dir: string, opts: { logLevel?: string } = {}): Pr
     dataDir: loaded.dataDir,
     rpc: { host: config.rpc.host, port: config.rpc.port, ...config.rpcLimits },
     pool: config.pool,
+    p2p: { privateKey: loaded.keys.peerPrivateKey, listen: config.p2p.listen, announce: config.p2p.announce, peers: config.peers },
     logger,
   });
   const pidFile = join(loaded.dir, PID_FILE);

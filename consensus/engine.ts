@@ -1,5 +1,5 @@
-// What the node asks of its consensus engine. The one-node engine (solo.ts) fills it today;
-// the PBFT replica fills the same interface, after which a one-node cluster is PBFT with n = 1.
+// What the node asks of its consensus engine. The PBFT driver (pbft-engine.ts) fills it for
+// every cluster size: a one-node cluster is PBFT with n = 1, with no second code path.
 import type { Validator } from './chain/types.ts';
 import type { ConsensusStatus } from '../rpc/node-api.ts';
 

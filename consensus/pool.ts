@@ -73,6 +73,10 @@ export class TxPool {
     return this.totalBytes;
   }
 
+  get(hash: string): PoolEntry | undefined {
+    return this.byHash.get(hash);
+  }
+
   has(hash: string): boolean {
     return this.byHash.has(hash);
   }

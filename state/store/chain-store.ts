@@ -223,6 +223,23 @@ export class ChainStore implements ChainReader {
     ]);
   }
 
+  /**
+   * The replica's own promises (votes, prepared certificates, its view), written before the
+   * messages that depend on them are sent. One atomic batch per call.
+   */
+  async putConsensusRecords(records: { key: string; bytes: Uint8Array }[], deleteKeys: string[] = []): Promise<void> {
+    const ops: KvOp[] = deleteKeys.map((k) => ({ type: 'del', key: key(Bucket.CONSENSUS, utf8(k)) }));
+    for (const r of records) ops.push({ type: 'put', key: key(Bucket.CONSENSUS, utf8(r.key)), value: r.bytes });
+    await this.kv.write(ops);
+  }
+
+  async consensusRecords(): Promise<{ key: string; bytes: Uint8Array }[]> {
+    const from = new Uint8Array([Bucket.CONSENSUS]);
+    const out: { key: string; bytes: Uint8Array }[] = [];
+    for await (const [k, v] of this.kv.range(from, prefixEnd(from))) out.push({ key: fromUtf8(k.subarray(1)), bytes: v });
+    return out;
+  }
+
   async getMeta<T>(name: string): Promise<T | null> {
     return parse<T>(await this.kv.get(key(Bucket.META, utf8(name))));
   }

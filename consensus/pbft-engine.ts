@@ -1,0 +1,336 @@
+// The PBFT driver: feeds the pure replica (consensus/pbft/core.ts) network messages, timers
+// and the results of the work it asks for, one event at a time, and carries out its Ready in
+// the order that keeps promises: persist, then send; build and validate through the block
+// pipeline (answers come back as events); commit in height order; sync from peers when behind.
+import type { Logger } from 'pino';
+import { BlockPipeline, type Proposal } from './block-pipeline.ts';
+import { fetchBlocks, fetchPeerHeight, fetchTxs, serveSync } from './block-sync.ts';
+import { maxFaulty, quorumSize, verifyCertificate } from './chain/certificate.ts';
+import { headerFields, headerHash } from './chain/header.ts';
+import type { CommitCertificate, ConsensusParams, Header, Validator } from './chain/types.ts';
+import { to0x } from './crypto/encoding.ts';
+import type { ConsensusEngine } from './engine.ts';
+import { Replica } from './pbft/core.ts';
+import { decodeRecord, encodeRecord, recordHeight, recordKey } from './pbft/messages.ts';
+import type { PersistRecord, Ready, ReplicaEvent, TimerId } from './pbft/types.ts';
+import { BlsVoteCrypto } from './pbft/vote-crypto.ts';
+import { decodePayload, encodePayload } from './proposal-payload.ts';
+import type { Transport } from '../p2p/types.ts';
+import type { ConsensusStatus } from '../rpc/node-api.ts';
+import type { BlockTx } from '../state/machine.ts';
+import { txHash } from '../state/tx.ts';
+import type { ChainStore } from '../state/store/chain-store.ts';
+
+export interface PbftEngineOptions {
+  pipeline: BlockPipeline;
+  store: ChainStore;
+  transport: Transport;
+  validators: Validator[];
+  index: number;
+  blsSecretKey: Uint8Array;
+  params: ConsensusParams;
+  logger: Logger;
+  /** heights in flight at once */
+  window?: number;
+  onFatal(reason: string): void;
+}
+
+const TX_FETCH_TIMEOUT_MS = 2_000;
+const SYNC_TIMEOUT_MS = 5_000;
+/** how long a replica waits for gossip to bring a proposal's transactions before asking the proposer */
+const GOSSIP_GRACE_MS = 50;
+
+export class PbftEngine implements ConsensusEngine {
+  private replica!: Replica;
+  private readonly queue: ReplicaEvent[] = [];
+  private draining = false;
+  private running = false;
+  private readonly timers = new Map<TimerId, NodeJS.Timeout>();
+  private readonly recordHeights = new Map<string, number>();
+  /** machine work (build, validate, commit) runs one at a time: they share speculative state */
+  private machineLock: Promise<unknown> = Promise.resolve();
+  private syncing = false;
+  private highestKnown = 0;
+  private pendingReported = false;
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly byIndex: Map<number, Validator>;
+  readonly counters = { viewChanges: 0, dropped: new Map<string, number>() };
+
+  constructor(private readonly o: PbftEngineOptions) {
+    this.byIndex = new Map(o.validators.map((v) => [v.index, v]));
+  }
+
+  async start(): Promise<void> {
+    const { store, pipeline, transport } = this.o;
+    const records: PersistRecord[] = [];
+    for (const r of await store.consensusRecords()) {
+      const record = decodeRecord(r.bytes);
+      records.push(record);
+      this.recordHeights.set(r.key, recordHeight(record));
+    }
+    const height = store.latestHeight();
+    const genesis = (await store.getBlock(0))!;
+    this.replica = new Replica(
+      {
+        index: this.o.index,
+        chain: pipeline.genesis.chain,
+        genesisHash: genesis.hash,
+        validatorsAt: () => this.o.validators.map((v) => v.index),
+        crypto: BlsVoteCrypto.fromValidators(this.o.blsSecretKey, this.o.validators),
+        window: this.o.window,
+        baseTimeoutMs: this.o.params.viewTimeoutMs,
+      },
+      { committedHeight: height, committedHash: pipeline.head.hash, committedCertificate: height === 0 ? null : await store.getCertificate(height), records },
+    );
+    this.running = true;
+    this.unsubscribe.push(transport.onMessage('consensus', (from, bytes) => this.enqueue({ type: 'message', from, bytes })));
+    this.unsubscribe.push(serveSync(transport, store, pipeline.pool));
+    this.unsubscribe.push(pipeline.pool.onAdded(() => this.reportPending()));
+    this.enqueue({ type: 'start' });
+    this.reportPending();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const u of this.unsubscribe) u();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.machineLock.catch(() => undefined);
+  }
+
+  joined(): boolean {
+    return this.running;
+  }
+
+  validatorsAt(): Validator[] {
+    return this.o.validators;
+  }
+
+  status(): ConsensusStatus {
+    const s = this.replica.status();
+    const n = this.o.validators.length;
+    return {
+      height: this.o.pipeline.head.header.number,
+      view: s.view,
+      leader: s.leader ?? -1,
+      f: maxFaulty(n),
+      quorum: quorumSize(n),
+      validators: this.o.validators,
+      lastCommitTime: this.o.pipeline.lastCommitTime,
+    };
+  }
+
+  syncStatus(): { height: number; highestKnownHeight: number; syncing: boolean } {
+    const height = this.o.pipeline.head.header.number;
+    return { height, highestKnownHeight: Math.max(height, this.highestKnown), syncing: this.syncing };
+  }
+
+  private reportPending(): void {
+    const pending = this.o.pipeline.pool.size > 0;
+    if (pending === this.pendingReported) return;
+    this.pendingReported = pending;
+    this.enqueue({ type: 'pendingWork', pending });
+  }
+
+  private enqueue(event: ReplicaEvent): void {
+    if (!this.running) return;
+    this.queue.push(event);
+    if (!this.draining) void this.drain();
+  }
+
+  /** One event at a time, each Ready carried out (persist awaited before send) before the next. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.running && this.queue.length > 0) {
+        const event = this.queue.shift()!;
+        const ready = this.replica.step(event, Date.now());
+        await this.apply(ready);
+      }
+    } catch (err) {
+      this.o.logger.fatal({ err }, 'consensus driver failed');
+      this.running = false;
+      this.o.onFatal(String(err));
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private withMachine<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.machineLock.then(fn, fn);
+    this.machineLock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(r: Ready): Promise<void> {
+    const { store, transport, logger } = this.o;
+    if (r.fatal) {
+      logger.fatal({ reason: r.fatal }, 'consensus cannot continue');
+      this.running = false;
+      this.o.onFatal(r.fatal);
+      return;
+    }
+    // Persist before you vote: the records are durable before any message of this step leaves.
+    if (r.persist.length > 0 || r.prune !== null) {
+      const puts = r.persist.map((rec) => ({ key: recordKey(rec), bytes: encodeRecord(rec), height: recordHeight(rec) }));
+      const deletes: string[] = [];
+      if (r.prune !== null) for (const [k, h] of this.recordHeights) if (h > 0 && h <= r.prune) deletes.push(k);
+      await store.putConsensusRecords(puts, deletes);
+      for (const k of deletes) this.recordHeights.delete(k);
+      for (const p of puts) this.recordHeights.set(p.key, p.height);
+    }
+    for (const out of r.send) {
+      if (out.to === 'all') transport.broadcast('consensus', out.bytes);
+      else if (out.to !== this.o.index) transport.send(out.to, 'consensus', out.bytes);
+    }
+    for (const t of r.cancelTimers) {
+      clearTimeout(this.timers.get(t));
+      this.timers.delete(t);
+    }
+    for (const t of r.timers) {
+      clearTimeout(this.timers.get(t.id));
+      this.timers.set(t.id, setTimeout(() => this.enqueue({ type: 'timer', id: t.id }), Math.max(0, t.at - Date.now())));
+    }
+    for (const d of r.dropped) {
+      const key = `${d.from}:${d.reason}`;
+      this.counters.dropped.set(key, (this.counters.dropped.get(key) ?? 0) + 1);
+      if (d.fault && d.from >= 0 && d.from !== this.o.index) transport.penalize(d.from, d.reason);
+    }
+    for (const a of r.abandon) this.o.pipeline.forget(a.hash);
+    // Commits in height order, each durable before the next.
+    for (const c of r.commit) await this.withMachine(() => this.commit(c.hash, c.certificate));
+    if (r.commit.length > 0) this.reportPending();
+    if (r.build) void this.build(r.build.view, r.build.height, r.build.parentHash);
+    for (const v of r.validate) void this.validate(v.height, v.hash, v.parentHash, v.payload);
+    if (r.sync) void this.sync(r.sync.targetHeight);
+  }
+
+  private async commit(hash: string, certificate: CommitCertificate): Promise<void> {
+    if (certificate.number <= this.o.pipeline.head.header.number) {
+      // Sync got there first; the store already holds this height.
+      const stored = await this.o.store.getBlock(certificate.number);
+      if (stored?.hash !== hash) throw new Error(`the replica committed ${hash} at ${certificate.number}, the store holds ${stored?.hash}`);
+      return;
+    }
+    const proposal = this.o.pipeline.speculativeBlock(hash);
+    if (!proposal) throw new Error(`the replica committed ${hash}, which this node never executed`);
+    proposal.block.view = certificate.view;
+    await this.o.pipeline.commit(proposal, certificate);
+  }
+
+  private async build(view: number, height: number, parentHash: string): Promise<void> {
+    const { params } = this.o;
+    let proposal: Proposal | null = null;
+    try {
+      proposal = await this.withMachine(() =>
+        this.o.pipeline.build({ proposer: this.o.index, timestamp: Date.now(), validators: this.o.validators, maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes, parentHash, view }),
+      );
+    } catch (err) {
+      this.o.logger.warn({ err, height }, 'could not build a proposal');
+    }
+    const block = proposal ? { hash: proposal.block.hash, payload: encodePayload({ header: proposal.block.header, txHashes: proposal.block.txHashes }) } : null;
+    this.enqueue({ type: 'proposalBuilt', view, height, parentHash, block, morePending: this.o.pipeline.pool.size > (proposal?.block.txHashes.length ?? 0) });
+  }
+
+  /** Gathers a proposal's transactions (pool, then gossip, then the proposer), executes it, compares headers. */
+  private async validate(height: number, hash: string, parentHash: string, payload: Uint8Array): Promise<void> {
+    let ok = false;
+    try {
+      const decoded = decodePayload(payload);
+      if (typeof decoded === 'string') throw new Error(decoded);
+      const { header, txHashes } = decoded;
+      if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
+      if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
+      const txs = await this.gatherTxs(txHashes, header.proposer);
+      const result = await this.withMachine(() => this.o.pipeline.validate(headerFields(header), txs, this.o.validators));
+      if (!result.ok) throw new Error(result.reason);
+      ok = true;
+    } catch (err) {
+      this.o.logger.warn({ height, hash, err: String(err) }, 'proposal refused');
+    }
+    this.enqueue({ type: 'validated', height, hash, ok });
+  }
+
+  private async gatherTxs(hashes: string[], proposer: number): Promise<BlockTx[]> {
+    const pool = this.o.pipeline.pool;
+    const lookup = () => hashes.map((h) => pool.get(h));
+    let found = lookup();
+    if (found.some((e) => !e)) {
+      await new Promise((r) => setTimeout(r, GOSSIP_GRACE_MS));
+      found = lookup();
+    }
+    const missing = hashes.filter((_, i) => !found[i]);
+    const fetched = new Map<string, Uint8Array>();
+    if (missing.length > 0) {
+      if (proposer === this.o.index) throw new Error('own proposal names transactions this node does not hold');
+      const bytes = await fetchTxs(this.o.transport, proposer, missing, TX_FETCH_TIMEOUT_MS);
+      bytes.forEach((b, i) => b && fetched.set(missing[i]!, b));
+    }
+    return hashes.map((h, i) => {
+      const e = found[i];
+      if (e) return { hash: h, bytes: e.bytes, checked: e.checked };
+      const b = fetched.get(h);
+      if (!b) throw new Error(`transaction ${h} is unavailable`);
+      if (txHash(b) !== h) throw new Error(`the proposer sent other bytes for transaction ${h}`);
+      // Bytes from a peer are checked by the machine at execution (signature included).
+      return { hash: h, bytes: b };
+    });
+  }
+
+  /** Fetches certified blocks until `target`, checking each certificate and header before applying it. */
+  private async sync(target: number): Promise<void> {
+    this.highestKnown = Math.max(this.highestKnown, target);
+    if (this.syncing) return;
+    this.syncing = true;
+    const { pipeline, transport, logger } = this.o;
+    try {
+      const peers = this.o.validators.map((v) => v.index).filter((i) => i !== this.o.index);
+      let failures = 0;
+      while (this.running && pipeline.head.header.number < this.highestKnown && failures < peers.length * 2) {
+        const peer = peers[(pipeline.head.header.number + failures) % peers.length]!;
+        try {
+          const peerHeight = await fetchPeerHeight(transport, peer, SYNC_TIMEOUT_MS);
+          this.highestKnown = Math.max(this.highestKnown, peerHeight);
+          if (peerHeight <= pipeline.head.header.number) {
+            failures++;
+            continue;
+          }
+          const blocks = await fetchBlocks(transport, peer, pipeline.head.header.number + 1, SYNC_TIMEOUT_MS);
+          if (blocks.length === 0) {
+            failures++;
+            continue;
+          }
+          for (const b of blocks) {
+            const applied = await this.withMachine(() => this.applySynced(b.block.header, b.block.txHashes, b.txs, b.certificate));
+            if (!applied.ok) {
+              transport.penalize(peer, 'bad-sync-block');
+              throw new Error(applied.reason);
+            }
+            this.enqueue({ type: 'syncedCommit', height: b.block.header.number, hash: b.block.hash, parentHash: b.block.header.parentHash, certificate: b.certificate });
+          }
+          failures = 0;
+        } catch (err) {
+          failures++;
+          logger.warn({ peer, err: String(err) }, 'sync from peer failed');
+        }
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async applySynced(header: Header, txHashes: string[], txs: Uint8Array[], certificate: CommitCertificate): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const { pipeline } = this.o;
+    const h = headerFields(header);
+    const hash = to0x(headerHash(h));
+    if (h.number !== pipeline.head.header.number + 1) return { ok: false, reason: `block ${h.number} does not follow ${pipeline.head.header.number}` };
+    const cert = verifyCertificate(certificate, hash, this.o.validators);
+    if (!cert.ok) return { ok: false, reason: `certificate of block ${h.number}: ${cert.reason}` };
+    if (txs.length !== txHashes.length) return { ok: false, reason: 'transactions and hashes differ in number' };
+    // Hashes are recomputed from the bytes: the header's txRoot then proves they are the block's.
+    const result = pipeline.validate(h, txs.map((bytes) => ({ hash: txHash(bytes), bytes })), this.o.validators, this.o.validators, certificate.view);
+    if (!result.ok) return { ok: false, reason: `block ${h.number}: ${result.reason}` };
+    await pipeline.commit(result.proposal, certificate);
+    return { ok: true };
+  }
+}

@@ -1,0 +1,1293 @@
+// The PBFT replica as a pure state machine: step(event, now) -> Ready. No I/O, no clock, no
+// randomness; signatures only through the injected VoteCrypto. The protocol is described in
+// README.md next to this file; each rule below names the part of it that it implements.
+import { to0x } from '../crypto/encoding.ts';
+import {
+  chainDigest,
+  commitSigningBytes,
+  contentDigest,
+  decodeMessage,
+  encodeMessage,
+  newViewSigningBytes,
+  precommitSigningBytes,
+  prepareSigningBytes,
+  stripPayloads,
+  viewChangeSigningBytes,
+} from './messages.ts';
+import type {
+  BuildRequest,
+  CertificateMsg,
+  Commit,
+  CommitCertificate,
+  DropReason,
+  Hash,
+  Limits,
+  Message,
+  NewView,
+  PersistedState,
+  PersistRecord,
+  Precommit,
+  Prepare,
+  PrePrepare,
+  PreparedCert,
+  Ready,
+  ReplicaConfig,
+  ReplicaEvent,
+  ReplicaStatus,
+  Reproposal,
+  TimerId,
+  ViewChange,
+} from './types.ts';
+import { DEFAULT_LIMITS, emptyReady } from './types.ts';
+import { checkCommitCert, checkNewView, checkViewChange, kthLargest, leaderOf, maxFaulty, quorumSize, selectReproposals, type CheckContext, type CheckedNewView } from './view-change.ts';
+import { VoteTable } from './votes.ts';
+
+interface BlockInfo {
+  height: number;
+  hash: Hash;
+  parentHash: Hash;
+  digest: Hash;
+  payload: Uint8Array;
+  validation: 'none' | 'requested' | 'ok' | 'bad';
+  /** the driver holds speculative state for it (validation asked, or it built it) */
+  sent: boolean;
+}
+
+/** Everything the replica knows about one height above its committed one. */
+interface Slot {
+  height: number;
+  blocks: Map<Hash, BlockInfo>;
+  /** the pre-prepare (or forced re-proposal) accepted in the current view: at most one per view */
+  pp: { view: number; hash: Hash } | null;
+  /** our own pre-prepare, kept to send again */
+  ppMsg: PrePrepare | null;
+  /** PREPAREs and PRECOMMITs of the current view */
+  prepares: VoteTable;
+  precommits: VoteTable;
+  localPrepared: boolean;
+  /** COMMITs (view-independent) */
+  commits: VoteTable;
+  decided: Hash | null;
+  decidedView: number | null;
+  certificate: CommitCertificate | null;
+  sentCommit: boolean;
+  /** last time this replica did something for this height (for retransmission) */
+  lastActivity: number;
+}
+
+interface InstalledNewView {
+  view: number;
+  msg: NewView;
+  cStar: number;
+  /** the highest re-proposed height (cStar when none) */
+  top: number;
+  byHeight: Map<number, Reproposal>;
+}
+
+const MAX_BLOCKS_PER_SLOT = 8;
+const MAX_CHECKED_VIEW_CHANGES = 256;
+
+export class Replica {
+  private readonly me: number;
+  private readonly W: number;
+  private readonly limits: Limits;
+  private readonly chainTag: Uint8Array;
+  private readonly ctx: CheckContext;
+  private readonly baseTimeoutMs: number;
+  private readonly maxDoublings: number;
+  private readonly retransmitMs: number;
+
+  private now = 0;
+  private out: Ready = emptyReady();
+  /** bumped on every state change: progress() runs its rules until nothing changes */
+  private gen = 0;
+  private halted: string | null = null;
+
+  private committedHeight: number;
+  private committedHash: Hash;
+  private committedCert: CommitCertificate | null;
+  private readonly recentCerts = new Map<number, CommitCertificate>();
+
+  private view = 0;
+  private changing = false;
+  private failedViews = 0;
+  private nv: InstalledNewView | null = null;
+
+  private readonly slots = new Map<number, Slot>();
+  // What this replica has signed above its committed height (mirrors its persisted records).
+  private readonly myPrepare = new Map<number, { view: number; hash: Hash; digest: Hash }>();
+  private readonly myPrecommit = new Map<number, { view: number; hash: Hash }>();
+  private readonly myDecided = new Map<number, Hash>();
+  /** the highest-view prepared certificate held at each height (reported in VIEW-CHANGEs) */
+  private readonly preparedCerts = new Map<number, PreparedCert>();
+
+  private readonly latestVC = new Map<number, ViewChange>();
+  private readonly peerView = new Map<number, number>();
+  private readonly peerHeight = new Map<number, number>();
+  private myVC: ViewChange | null = null;
+  private readonly checkedVCs = new Map<string, string | null>();
+
+  private building: BuildRequest | null = null;
+  private proposeNext: number;
+  private pendingWork = false;
+
+  private deadlines = new Map<TimerId, number>();
+  private forceTimers = new Set<TimerId>();
+  private syncTarget = 0;
+  private readonly lastReply = new Map<string, { key: number; at: number }>();
+  private deferred = new Map<number, Message[]>();
+  private replayNeeded = false;
+  private readonly dropCounts = new Map<string, number>();
+  private readonly setCache = new Map<number, { list: readonly number[]; key: string }>();
+
+  constructor(
+    private readonly config: ReplicaConfig,
+    persisted: PersistedState,
+  ) {
+    this.me = config.index;
+    this.W = config.window ?? 4;
+    if (!Number.isInteger(this.W) || this.W < 1) throw new Error('window must be a positive integer');
+    this.limits = { ...DEFAULT_LIMITS, ...config.limits };
+    if (this.W > this.limits.maxPrepared) throw new Error('window exceeds maxPrepared');
+    this.chainTag = chainDigest(config.chain);
+    this.baseTimeoutMs = config.baseTimeoutMs;
+    this.maxDoublings = config.maxTimeoutDoublings ?? 6;
+    this.retransmitMs = config.retransmitMs ?? Math.max(1, Math.floor(config.baseTimeoutMs / 2));
+    this.ctx = { crypto: config.crypto, chain: this.chainTag, genesisHash: config.genesisHash, setAt: (h) => this.setAt(h) };
+    this.committedHeight = persisted.committedHeight;
+    this.committedHash = persisted.committedHash;
+    this.committedCert = persisted.committedCertificate;
+    if ((this.committedCert === null) !== (this.committedHeight === 0)) throw new Error('the committed tip needs its certificate (none at genesis)');
+    if (this.committedCert) this.recentCerts.set(this.committedHeight, this.committedCert);
+    this.proposeNext = this.committedHeight + 1;
+    this.restore(persisted.records);
+  }
+
+  // ===========================================================================================
+  // Public surface
+
+  step(event: ReplicaEvent, now: number): Ready {
+    this.now = now;
+    this.out = emptyReady();
+    if (this.halted) {
+      this.out.fatal = this.halted;
+      return this.out;
+    }
+    const before = new Map(this.deadlines);
+    this.forceTimers.clear();
+    switch (event.type) {
+      case 'start':
+        if (this.changing) this.broadcast(this.myViewChange());
+        if (this.syncTarget > this.committedHeight) this.out.sync = { targetHeight: this.syncTarget };
+        break;
+      case 'message':
+        this.onBytes(event.from, event.bytes);
+        break;
+      case 'timer':
+        this.onTimer(event.id);
+        break;
+      case 'proposalBuilt':
+        this.onProposalBuilt(event);
+        break;
+      case 'validated':
+        this.onValidated(event.height, event.hash, event.ok);
+        break;
+      case 'syncedCommit':
+        this.onSyncedCommit(event.height, event.hash, event.parentHash, event.certificate);
+        break;
+      case 'pendingWork':
+        if (this.pendingWork !== event.pending) this.touch();
+        this.pendingWork = event.pending;
+        break;
+    }
+    this.settle();
+    this.updateTimers();
+    for (const [id, at] of this.deadlines) if (before.get(id) !== at || this.forceTimers.has(id)) this.out.timers.push({ id, at });
+    for (const id of before.keys()) if (!this.deadlines.has(id)) this.out.cancelTimers.push(id);
+    if (this.halted) this.out.fatal = this.halted;
+    return this.out;
+  }
+
+  status(): ReplicaStatus {
+    const set = this.setAt(this.committedHeight + 1);
+    return {
+      view: this.view,
+      changingView: this.changing,
+      leader: set ? leaderOf(set, this.view) : null,
+      committedHeight: this.committedHeight,
+      committedHash: this.committedHash,
+      failedViews: this.failedViews,
+      timeoutMs: this.timeoutMs(),
+    };
+  }
+
+  /** Drops so far, by "peer/reason" (for metrics). */
+  dropCounters(): ReadonlyMap<string, number> {
+    return this.dropCounts;
+  }
+
+  // ===========================================================================================
+  // Restart: rebuild from persisted records (README: "What is persisted")
+
+  private restore(records: PersistRecord[]): void {
+    let viewRec: { view: number; changing: boolean } | null = null;
+    let nvRec: { view: number; bytes: Uint8Array } | null = null;
+    const c = this.committedHeight;
+    for (const r of records) {
+      switch (r.kind) {
+        case 'view':
+          if (!viewRec || r.view > viewRec.view) viewRec = r;
+          break;
+        case 'new-view':
+          if (!nvRec || r.view > nvRec.view) nvRec = r;
+          break;
+        case 'prepare': {
+          const cur = this.myPrepare.get(r.height);
+          if (r.height > c && (!cur || r.view > cur.view)) this.myPrepare.set(r.height, { view: r.view, hash: r.hash, digest: r.digest });
+          break;
+        }
+        case 'precommit': {
+          const cur = this.myPrecommit.get(r.height);
+          if (r.height > c && (!cur || r.view > cur.view)) this.myPrecommit.set(r.height, { view: r.view, hash: r.hash });
+          break;
+        }
+        case 'prepared': {
+          const cur = this.preparedCerts.get(r.height);
+          if (r.height > c && r.cert.payload && (!cur || r.cert.view > cur.view)) this.preparedCerts.set(r.height, r.cert);
+          break;
+        }
+        case 'decided':
+          if (r.height > c) this.myDecided.set(r.height, r.hash);
+          break;
+      }
+    }
+    this.view = viewRec?.view ?? 0;
+    this.changing = viewRec?.changing ?? false;
+    // A vote is persisted after the view it belongs to; this only guards against a lost view record.
+    let maxVoteView = 0;
+    for (const v of this.myPrepare.values()) maxVoteView = Math.max(maxVoteView, v.view);
+    for (const v of this.myPrecommit.values()) maxVoteView = Math.max(maxVoteView, v.view);
+    if (maxVoteView > this.view) {
+      this.view = maxVoteView;
+      this.changing = false;
+    }
+    if (!this.changing && nvRec && nvRec.view === this.view) {
+      const d = decodeMessage(nvRec.bytes, { ...this.limits, maxMessageBytes: Infinity });
+      if (d.ok && d.msg.type === 'new-view') this.installNewView(d.msg, selectReproposals(d.msg.viewChanges).cStar);
+    }
+    for (const [h, cert] of this.preparedCerts) {
+      const slot = this.slotIfInWindow(h);
+      if (!slot) continue;
+      this.addBlock(slot, { height: h, hash: cert.hash, parentHash: cert.parentHash, digest: cert.digest, payload: cert.payload! });
+      if (!this.changing && cert.view === this.view && (!slot.pp || slot.pp.hash === cert.hash)) {
+        slot.pp = { view: this.view, hash: cert.hash };
+        slot.localPrepared = true;
+      }
+    }
+    for (const [h, hash] of this.myDecided) {
+      const slot = this.slotIfInWindow(h);
+      if (slot) slot.decided = hash;
+      // Decided but its payload lost with the crash: peers that committed it can send it.
+      if (slot && !slot.blocks.has(hash)) this.syncTarget = Math.max(this.syncTarget, h);
+    }
+    if (this.nv) for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) if (this.nv.byHeight.has(h)) this.slot(h);
+    let top = Math.max(this.committedHeight, this.nv?.top ?? 0);
+    for (const [h, v] of this.myPrepare) if (v.view === this.view) top = Math.max(top, h);
+    this.proposeNext = top + 1;
+  }
+
+  // ===========================================================================================
+  // Validator sets
+
+  private setAt(height: number): readonly number[] | null {
+    const hit = this.setCache.get(height);
+    if (hit) return hit.list;
+    const raw = this.config.validatorsAt(height);
+    if (!raw || raw.length === 0) return null;
+    const list = [...raw].sort((a, b) => a - b);
+    this.setCache.set(height, { list, key: list.join(',') });
+    if (this.setCache.size > 4 * this.W + 64) {
+      for (const h of this.setCache.keys()) if (h < this.committedHeight - 2 * this.W) this.setCache.delete(h);
+    }
+    return list;
+  }
+
+  private setKey(height: number): string | null {
+    return this.setAt(height) ? this.setCache.get(height)!.key : null;
+  }
+
+  /** Pipelining never crosses a validator-set change: every height up to h has the set of committed + 1. */
+  private uniformSetUpTo(h: number): boolean {
+    const first = this.setKey(this.committedHeight + 1);
+    if (!first) return false;
+    for (let j = this.committedHeight + 2; j <= h; j++) if (this.setKey(j) !== first) return false;
+    return true;
+  }
+
+  private quorumAt(height: number): number {
+    return quorumSize(this.setAt(height)!.length);
+  }
+
+  private timeoutMs(): number {
+    return this.baseTimeoutMs * 2 ** Math.min(this.failedViews, this.maxDoublings);
+  }
+
+  // ===========================================================================================
+  // Slots and blocks
+
+  private slotIfInWindow(h: number): Slot | null {
+    if (h <= this.committedHeight || h > this.committedHeight + this.W) return null;
+    return this.slot(h);
+  }
+
+  private slot(h: number): Slot {
+    let s = this.slots.get(h);
+    if (!s) {
+      s = {
+        height: h,
+        blocks: new Map(),
+        pp: null,
+        ppMsg: null,
+        prepares: new VoteTable(),
+        precommits: new VoteTable(),
+        localPrepared: false,
+        commits: new VoteTable(),
+        decided: null,
+        decidedView: null,
+        certificate: null,
+        sentCommit: false,
+        lastActivity: this.now,
+      };
+      this.slots.set(h, s);
+      const rp = this.nv && !this.changing ? this.nv.byHeight.get(h) : undefined;
+      if (rp) this.installReproposal(s, rp);
+    }
+    return s;
+  }
+
+  private addBlock(slot: Slot, b: Omit<BlockInfo, 'validation' | 'sent'>, validation: BlockInfo['validation'] = 'none', sent = false): BlockInfo {
+    let cur = slot.blocks.get(b.hash);
+    if (!cur) {
+      if (slot.blocks.size >= MAX_BLOCKS_PER_SLOT) this.evictBlock(slot);
+      cur = { ...b, validation, sent };
+      slot.blocks.set(b.hash, cur);
+      this.touch();
+    } else if (validation === 'ok' && cur.validation !== 'ok') {
+      cur.validation = 'ok';
+      cur.sent = cur.sent || sent;
+      this.touch();
+    }
+    return cur;
+  }
+
+  private isProtected(slot: Slot, hash: Hash): boolean {
+    return slot.pp?.hash === hash || slot.decided === hash || slot.certificate?.blockHash === hash || this.preparedCerts.get(slot.height)?.hash === hash;
+  }
+
+  private evictBlock(slot: Slot): void {
+    for (const b of slot.blocks.values()) {
+      if (!this.isProtected(slot, b.hash)) {
+        this.removeBlock(slot, b);
+        return;
+      }
+    }
+  }
+
+  /** Forgets a block and every known descendant; the driver drops their speculative state. */
+  private removeBlock(slot: Slot, b: BlockInfo): void {
+    if (!slot.blocks.delete(b.hash)) return;
+    if (b.sent) this.out.abandon.push({ height: b.height, hash: b.hash });
+    this.touch();
+    const child = this.slots.get(b.height + 1);
+    if (child) for (const c of [...child.blocks.values()]) if (c.parentHash === b.hash) this.removeBlock(child, c);
+  }
+
+  private installReproposal(slot: Slot, rp: Reproposal): void {
+    const digest = contentDigest(rp.parentHash, rp.payload);
+    this.addBlock(slot, { height: rp.height, hash: rp.hash, parentHash: rp.parentHash, digest, payload: rp.payload });
+    slot.pp = { view: this.view, hash: rp.hash };
+    const cert = this.preparedCerts.get(rp.height);
+    if (cert && cert.view === this.view && cert.hash === rp.hash) slot.localPrepared = true;
+    this.touch();
+  }
+
+  private touch(): void {
+    this.gen++;
+  }
+
+  // ===========================================================================================
+  // Sending, dropping, persisting
+
+  private persist(r: PersistRecord): void {
+    this.out.persist.push(r);
+  }
+
+  /** A replica outside the set of its next height only listens (added validators before they start, removed ones after). */
+  private canSpeak(): boolean {
+    return this.setAt(this.committedHeight + 1)?.includes(this.me) ?? false;
+  }
+
+  private isMember(h: number): boolean {
+    return this.setAt(h)?.includes(this.me) ?? false;
+  }
+
+  private send(to: number | 'all', msg: Message): void {
+    if (!this.canSpeak()) return;
+    this.out.send.push({ to, msg, bytes: encodeMessage(msg) });
+  }
+
+  private broadcast(msg: Message): void {
+    this.send('all', msg);
+  }
+
+  private drop(from: number, reason: DropReason, fault: boolean, detail?: string): void {
+    this.out.dropped.push(detail === undefined ? { from, reason, fault } : { from, reason, fault, detail });
+    const key = `${from}/${reason}`;
+    this.dropCounts.set(key, (this.dropCounts.get(key) ?? 0) + 1);
+  }
+
+  private fatal(reason: string): void {
+    if (!this.halted) this.halted = reason;
+  }
+
+  /** Limits answers to one peer: once per retransmit interval for one key, at once for a new key. */
+  private replyAllowed(peer: number, kind: string, key: number): boolean {
+    const k = `${peer}/${kind}`;
+    const last = this.lastReply.get(k);
+    if (last && last.key === key && this.now - last.at < this.retransmitMs) return false;
+    this.lastReply.set(k, { key, at: this.now });
+    return true;
+  }
+
+  /** Catch-up (README): a peer showed it is behind height h; give it the certificate it needs. */
+  private replyBehind(peer: number, h: number): void {
+    const cert = this.recentCerts.get(h) ?? this.committedCert;
+    if (!cert || !this.replyAllowed(peer, 'cert', cert.number)) return;
+    const msg: CertificateMsg = { type: 'certificate', certificate: cert };
+    this.send(peer, msg);
+  }
+
+  /** A peer is in an older view: the NEW-VIEW of ours lets it enter this one. */
+  private replyNewView(peer: number): void {
+    if (this.changing || !this.nv || !this.replyAllowed(peer, 'nv', this.view)) return;
+    this.send(peer, this.nv.msg);
+  }
+
+  private defer(from: number, msg: Message): void {
+    const list = this.deferred.get(from) ?? [];
+    const key = deferKey(msg);
+    const i = list.findIndex((m) => deferKey(m) === key);
+    if (i >= 0) list.splice(i, 1);
+    list.push(msg);
+    if (list.length > this.limits.maxDeferredPerPeer) {
+      list.shift();
+      this.drop(from, 'buffer-full', false);
+    }
+    this.deferred.set(from, list);
+  }
+
+  // ===========================================================================================
+  // Receiving
+
+  private onBytes(from: number, bytes: Uint8Array): void {
+    if (from === this.me) return;
+    const d = decodeMessage(bytes, this.limits);
+    if (!d.ok) return this.drop(from, 'malformed', true, d.error);
+    this.dispatch(from, d.msg);
+  }
+
+  private isValidator(from: number, height: number | null): boolean {
+    if (this.setAt(this.committedHeight + 1)?.includes(from)) return true;
+    return height !== null && (this.setAt(height)?.includes(from) ?? false);
+  }
+
+  private dispatch(from: number, msg: Message): void {
+    const height = msg.type === 'view-change' ? msg.committedHeight + 1 : msg.type === 'new-view' ? null : msg.type === 'certificate' ? msg.certificate.number : msg.height;
+    if (!this.isValidator(from, height)) return this.drop(from, 'not-validator', true);
+    switch (msg.type) {
+      case 'pre-prepare':
+        return this.onPrePrepare(from, msg);
+      case 'prepare':
+        return this.onPrepare(from, msg);
+      case 'precommit':
+        return this.onPrecommit(from, msg);
+      case 'commit':
+        return this.onCommit(from, msg);
+      case 'view-change':
+        return this.onViewChange(from, msg);
+      case 'new-view':
+        return this.onNewView(from, msg);
+      case 'certificate':
+        return this.onCertificate(from, msg);
+    }
+  }
+
+  private noteView(from: number, view: number): void {
+    if (view > (this.peerView.get(from) ?? -1)) this.peerView.set(from, view);
+  }
+
+  private noteHeight(from: number, height: number): void {
+    if (height > (this.peerHeight.get(from) ?? 0)) this.peerHeight.set(from, height);
+  }
+
+  /**
+   * The checks every view-bound message (PRE-PREPARE, PREPARE, PRECOMMIT) goes through: too old
+   * (answered with what the sender lacks), too far ahead (dropped), not yet (deferred), or now.
+   */
+  private admit(from: number, msg: PrePrepare | Prepare | Precommit): boolean {
+    if (msg.view > this.view + this.limits.maxViewAhead) {
+      this.drop(from, 'far-future', true, `view ${msg.view}`);
+      return false;
+    }
+    this.noteView(from, msg.view);
+    this.noteHeight(from, msg.height);
+    if (msg.height <= this.committedHeight) {
+      this.replyBehind(from, msg.height);
+      return false;
+    }
+    if (msg.view < this.view) {
+      this.replyNewView(from);
+      return false;
+    }
+    if (msg.view > this.view || this.changing) {
+      if (msg.view <= this.view + 1) this.defer(from, msg);
+      return false;
+    }
+    if (msg.height > this.committedHeight + this.W) {
+      if (msg.height <= this.committedHeight + 2 * this.W) this.defer(from, msg);
+      return false;
+    }
+    const set = this.setAt(msg.height);
+    if (!set) {
+      this.defer(from, msg);
+      return false;
+    }
+    if (!set.includes(from)) {
+      this.drop(from, 'not-validator', true);
+      return false;
+    }
+    return true;
+  }
+
+  /** README "Normal case": when a replica accepts a pre-prepare. */
+  private onPrePrepare(from: number, m: PrePrepare): void {
+    if (!this.admit(from, m)) return;
+    const h = m.height;
+    if (leaderOf(this.setAt(h)!, m.view) !== from) return this.drop(from, 'wrong-leader', true);
+    if (!this.uniformSetUpTo(h)) return this.defer(from, m);
+    if (this.nv && h <= this.nv.top) {
+      if (this.nv.byHeight.get(h)?.hash === m.hash) return;
+      return this.drop(from, 'conflicts-new-view', true, `height ${h} is fixed by the new view`);
+    }
+    const slot = this.slot(h);
+    if (slot.pp) {
+      if (slot.pp.hash === m.hash) return;
+      return this.drop(from, 'equivocation', true, `second pre-prepare at view ${m.view} height ${h}`);
+    }
+    const mine = this.myPrepare.get(h);
+    if (mine && mine.view === m.view && mine.hash !== m.hash) return this.drop(from, 'equivocation', true, 'differs from the block this replica voted for before a restart');
+    if (h - 1 === this.committedHeight) {
+      if (m.parentHash !== this.committedHash) return this.drop(from, 'bad-parent', true);
+    } else {
+      const prev = this.slots.get(h - 1)?.pp;
+      if (!prev) return this.defer(from, m);
+      if (prev.hash !== m.parentHash) return this.drop(from, 'bad-parent', true);
+    }
+    const digest = contentDigest(m.parentHash, m.payload);
+    if (!this.config.crypto.verify(from, prepareSigningBytes(this.chainTag, m.view, h, m.hash, digest), m.sig)) return this.drop(from, 'bad-signature', true);
+    slot.pp = { view: m.view, hash: m.hash };
+    this.addBlock(slot, { height: h, hash: m.hash, parentHash: m.parentHash, digest, payload: m.payload });
+    // The leader's pre-prepare is its PREPARE: same signing bytes, already checked.
+    const leaderVote = { key: m.hash + digest, hash: m.hash, digest, sig: m.sig, verified: true };
+    if (slot.prepares.add(from, leaderVote) === 'conflict') slot.prepares.replace(from, leaderVote);
+    this.replayNeeded = true;
+    this.touch();
+  }
+
+  private onPrepare(from: number, m: Prepare): void {
+    if (!this.admit(from, m)) return;
+    const r = this.slot(m.height).prepares.add(from, { key: m.hash + m.digest, hash: m.hash, digest: m.digest, sig: m.sig, verified: false });
+    if (r === 'conflict') this.drop(from, 'equivocation', true, `two prepares at view ${m.view} height ${m.height}`);
+    else if (r === 'added') this.touch();
+  }
+
+  private onPrecommit(from: number, m: Precommit): void {
+    if (!this.admit(from, m)) return;
+    const r = this.slot(m.height).precommits.add(from, { key: m.hash, hash: m.hash, sig: m.sig, verified: false });
+    if (r === 'conflict') this.drop(from, 'equivocation', true, `two precommits at view ${m.view} height ${m.height}`);
+    else if (r === 'added') this.touch();
+  }
+
+  private onCommit(from: number, m: Commit): void {
+    this.noteHeight(from, m.height);
+    if (m.height <= this.committedHeight) return this.replyBehind(from, m.height);
+    if (m.height > this.committedHeight + this.W) {
+      if (m.height <= this.committedHeight + 2 * this.W) this.defer(from, m);
+      return;
+    }
+    const set = this.setAt(m.height);
+    if (!set) return this.defer(from, m);
+    if (!set.includes(from)) return this.drop(from, 'not-validator', true);
+    const r = this.slot(m.height).commits.add(from, { key: m.hash, hash: m.hash, sig: m.sig, verified: false });
+    if (r === 'conflict') this.drop(from, 'equivocation', true, `commits for two blocks at height ${m.height}`);
+    else if (r === 'added') this.touch();
+  }
+
+  private onCertificate(from: number, m: CertificateMsg): void {
+    const c = m.certificate;
+    if (c.number <= this.committedHeight) return;
+    if (!this.setAt(c.number)) {
+      // Beyond the sets this node knows: it is behind; sync checks every certificate it applies.
+      this.requestSync(c.number);
+      return;
+    }
+    const bad = checkCommitCert(this.ctx, c);
+    if (bad) return this.drop(from, 'invalid-certificate', true, bad);
+    this.learnCertificate(c);
+  }
+
+  private checkViewChangeCached(vc: ViewChange): string | null {
+    const key = to0x(viewChangeSigningBytes(this.chainTag, vc)) + to0x(vc.sig);
+    if (this.checkedVCs.has(key)) return this.checkedVCs.get(key)!;
+    const result = checkViewChange(this.ctx, vc);
+    if (this.checkedVCs.size >= MAX_CHECKED_VIEW_CHANGES) this.checkedVCs.delete(this.checkedVCs.keys().next().value!);
+    this.checkedVCs.set(key, result);
+    return result;
+  }
+
+  /** README "View change": storing VIEW-CHANGEs, answering the ones from replicas behind. */
+  private onViewChange(from: number, m: ViewChange): void {
+    if (m.replica !== from) return this.drop(from, 'invalid-view-change', true, 'sent for another replica');
+    if (m.view > this.view + this.limits.maxViewAhead) return this.drop(from, 'far-future', true, `view ${m.view}`);
+    this.noteView(from, m.view);
+    if (m.committedHeight < this.committedHeight) this.replyBehind(from, m.committedHeight + 1);
+    if (m.view < this.view || (m.view === this.view && !this.changing)) return this.replyNewView(from);
+    const cur = this.latestVC.get(from);
+    if (cur && (cur.view > m.view || (cur.view === m.view && cur.committedHeight >= m.committedHeight))) return;
+    if (m.prepared.some((p) => p.payload === null)) return this.drop(from, 'invalid-view-change', true, 'a prepared certificate without its block');
+    const bad = this.checkViewChangeCached(m);
+    if (bad) return this.drop(from, 'invalid-view-change', true, bad);
+    this.latestVC.set(from, m);
+    this.touch();
+    if (m.committedCert && m.committedHeight > this.committedHeight) this.learnCertificate(m.committedCert);
+  }
+
+  private onNewView(from: number, m: NewView): void {
+    if (m.view < this.view || (m.view === this.view && !this.changing)) return;
+    if (m.view > this.view + this.limits.maxViewAhead) return this.drop(from, 'far-future', true, `view ${m.view}`);
+    const res = checkNewView(this.ctx, m, (vc) => this.checkViewChangeCached(vc));
+    if (!res.ok) {
+      if (res.unknownSet !== undefined) {
+        this.defer(from, m);
+        this.requestSync(res.unknownSet - 1);
+        return;
+      }
+      return this.drop(from, 'invalid-new-view', true, res.reason);
+    }
+    this.enterView(m, res.value);
+  }
+
+  // ===========================================================================================
+  // Driver answers
+
+  private onValidated(height: number, hash: Hash, ok: boolean): void {
+    const slot = this.slots.get(height);
+    const b = slot?.blocks.get(hash);
+    if (!slot || !b || b.validation !== 'requested') return;
+    b.validation = ok ? 'ok' : 'bad';
+    if (!ok && slot.pp?.hash === hash && slot.pp.view === this.view && !this.changing) {
+      const set = this.setAt(height);
+      if (set) this.drop(leaderOf(set, this.view), 'invalid-proposal', true, `block ${hash} at height ${height}`);
+    }
+    this.touch();
+  }
+
+  private onProposalBuilt(e: Extract<ReplicaEvent, { type: 'proposalBuilt' }>): void {
+    const b = this.building;
+    const current = b !== null && e.view === b.view && e.height === b.height && e.parentHash === b.parentHash;
+    const abandon = () => {
+      if (e.block) this.out.abandon.push({ height: e.height, hash: e.block.hash });
+    };
+    if (!current) return abandon();
+    this.building = null;
+    this.touch();
+    if (e.morePending !== undefined) this.pendingWork = e.morePending;
+    if (!e.block) {
+      if (e.morePending === undefined) this.pendingWork = false;
+      return;
+    }
+    const h = e.height;
+    const slot = this.slotIfInWindow(h);
+    const mine = this.myPrepare.get(h);
+    if (this.changing || e.view !== this.view || !slot || slot.pp || !this.parentUsable(h, e.parentHash) || (mine && mine.view === this.view)) return abandon();
+    const digest = contentDigest(e.parentHash, e.block.payload);
+    const sig = this.config.crypto.sign(prepareSigningBytes(this.chainTag, this.view, h, e.block.hash, digest));
+    this.myPrepare.set(h, { view: this.view, hash: e.block.hash, digest });
+    this.persist({ kind: 'prepare', height: h, view: this.view, hash: e.block.hash, digest });
+    slot.pp = { view: this.view, hash: e.block.hash };
+    this.addBlock(slot, { height: h, hash: e.block.hash, parentHash: e.parentHash, digest, payload: e.block.payload }, 'ok', true);
+    slot.prepares.add(this.me, { key: e.block.hash + digest, hash: e.block.hash, digest, sig, verified: true });
+    const msg: PrePrepare = { type: 'pre-prepare', view: this.view, height: h, hash: e.block.hash, parentHash: e.parentHash, payload: e.block.payload, sig };
+    slot.ppMsg = msg;
+    slot.lastActivity = this.now;
+    this.broadcast(msg);
+    this.proposeNext = h + 1;
+    this.replayNeeded = true;
+  }
+
+  /** The parent of a new proposal at h: the committed tip, or the validated pre-prepare below. */
+  private parentUsable(h: number, parentHash: Hash): boolean {
+    if (h - 1 === this.committedHeight) return parentHash === this.committedHash;
+    const prev = this.slots.get(h - 1);
+    return prev?.pp?.hash === parentHash && prev.pp.view === this.view && prev.blocks.get(parentHash)?.validation === 'ok';
+  }
+
+  private onSyncedCommit(height: number, hash: Hash, parentHash: Hash, certificate: CommitCertificate): void {
+    if (height !== this.committedHeight + 1) return;
+    if (parentHash !== this.committedHash) return this.fatal(`synced block ${height} does not extend the committed chain`);
+    const slot = this.slots.get(height);
+    if (slot?.decided && slot.decided !== hash) return this.fatal(`synced block ${height} differs from the decided one`);
+    // The driver applied this block itself: its own speculative copy, if any, is not abandoned.
+    const b = slot?.blocks.get(hash);
+    if (b) b.sent = false;
+    this.advanceCommitted(height, hash, certificate);
+  }
+
+  // ===========================================================================================
+  // Timers
+
+  private onTimer(id: TimerId): void {
+    const at = this.deadlines.get(id);
+    if (at === undefined) return;
+    if (this.now < at) {
+      this.forceTimers.add(id);
+      return;
+    }
+    this.deadlines.delete(id);
+    if (id === 'progress') this.startViewChange(this.view + 1);
+    else this.retransmit();
+  }
+
+  private hasWork(): boolean {
+    if (this.pendingWork || this.syncTarget > this.committedHeight) return true;
+    for (const s of this.slots.values()) if (s.pp || s.decided || s.certificate) return true;
+    return false;
+  }
+
+  /**
+   * README "Timeouts": in a view, the progress timer runs while there is work and restarts at
+   * each commit; while changing view it starts only once a quorum has asked for the same view
+   * (PBFT's rule, so that one replica cannot run ahead alone), and on expiry moves one view on.
+   */
+  private updateTimers(): void {
+    const work = this.hasWork();
+    if (!this.canSpeak()) {
+      // A listener never starts a view change; it follows NEW-VIEWs and certificates.
+      this.deadlines.delete('progress');
+    } else if (!this.changing) {
+      if (work && !this.deadlines.has('progress')) this.deadlines.set('progress', this.now + this.timeoutMs());
+      if (!work) this.deadlines.delete('progress');
+    } else if (!this.deadlines.has('progress')) {
+      const set = this.setAt(this.committedHeight + 1);
+      if (set) {
+        let support = 1;
+        for (const [p, vc] of this.latestVC) if (p !== this.me && set.includes(p) && vc.view >= this.view) support++;
+        if (support >= quorumSize(set.length)) this.deadlines.set('progress', this.now + this.timeoutMs());
+      }
+    }
+    if (work || this.changing) {
+      if (!this.deadlines.has('retransmit')) this.deadlines.set('retransmit', this.now + this.retransmitMs);
+    } else this.deadlines.delete('retransmit');
+  }
+
+  /** Sends again what a stuck height needs from this replica; asks for sync when blocked on a missing block. */
+  private retransmit(): void {
+    if (this.changing) {
+      this.broadcast(this.myViewChange());
+    } else {
+      for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) {
+        const slot = this.slots.get(h);
+        if (!slot || this.now - slot.lastActivity < this.retransmitMs) continue;
+        slot.lastActivity = this.now;
+        if (slot.ppMsg && slot.pp?.view === this.view && slot.ppMsg.view === this.view) this.broadcast(slot.ppMsg);
+        const p = slot.prepares.get(this.me);
+        if (p && !(slot.ppMsg && slot.ppMsg.hash === p.hash)) this.broadcast({ type: 'prepare', view: this.view, height: h, hash: p.hash, digest: p.digest!, sig: p.sig });
+        const pc = slot.precommits.get(this.me);
+        if (pc) this.broadcast({ type: 'precommit', view: this.view, height: h, hash: pc.hash, sig: pc.sig });
+      }
+    }
+    // COMMITs are view-independent: a replica changing view still helps finish decided blocks.
+    for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) {
+      const slot = this.slots.get(h);
+      if (!slot) continue;
+      const c = slot.commits.get(this.me);
+      if (c && slot.sentCommit) this.broadcast({ type: 'commit', height: h, hash: c.hash, sig: c.sig });
+    }
+    const next = this.slots.get(this.committedHeight + 1);
+    const wanted = next?.certificate?.blockHash ?? next?.decided;
+    if (wanted && !next!.blocks.has(wanted)) this.requestSync(this.committedHeight + 1);
+    if (this.syncTarget > this.committedHeight) this.out.sync = { targetHeight: this.syncTarget };
+  }
+
+  // ===========================================================================================
+  // The rules, run to a fixpoint after each event
+
+  private settle(): void {
+    for (let round = 0; round < 16 && !this.halted; round++) {
+      const before = this.gen;
+      this.progress();
+      if (this.replayNeeded) {
+        this.replayNeeded = false;
+        const all = this.deferred;
+        this.deferred = new Map();
+        for (const [from, list] of all) for (const msg of list) this.dispatch(from, msg);
+      }
+      if (this.gen === before && !this.replayNeeded) return;
+    }
+  }
+
+  private progress(): void {
+    for (let round = 0; round < 4 * this.W + 8 && !this.halted; round++) {
+      const before = this.gen;
+      for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) {
+        const slot = this.slots.get(h);
+        if (!slot) continue;
+        this.tryValidate(slot);
+        this.tryPrepare(slot);
+        this.tryLocalPrepared(slot);
+        this.tryPrecommit(slot);
+        this.tryDecide(slot);
+        this.tryCommitVote(slot);
+        this.tryCertify(slot);
+      }
+      this.tryCommitNext();
+      this.tryPropose();
+      this.tryFormNewView();
+      this.checkJoin();
+      this.checkBehind();
+      if (this.gen === before) return;
+    }
+  }
+
+  /** The driver executes a block only on a state it has: the committed tip or a validated parent. */
+  private parentValidated(h: number, parentHash: Hash): boolean {
+    if (h - 1 === this.committedHeight) return parentHash === this.committedHash;
+    return this.slots.get(h - 1)?.blocks.get(parentHash)?.validation === 'ok';
+  }
+
+  private tryValidate(slot: Slot): void {
+    for (const b of slot.blocks.values()) {
+      if (b.validation !== 'none') continue;
+      const wanted = (slot.pp?.view === this.view && slot.pp.hash === b.hash) || slot.decided === b.hash;
+      if (!wanted || !this.parentValidated(slot.height, b.parentHash)) continue;
+      b.validation = 'requested';
+      b.sent = true;
+      this.out.validate.push({ height: b.height, hash: b.hash, parentHash: b.parentHash, payload: b.payload });
+      this.touch();
+    }
+  }
+
+  private currentBlock(slot: Slot): BlockInfo | null {
+    if (this.changing || !slot.pp || slot.pp.view !== this.view) return null;
+    return slot.blocks.get(slot.pp.hash) ?? null;
+  }
+
+  /**
+   * PREPARE once the block executed, and only on top of this replica's own PREPARE for its
+   * parent in this view (or the committed tip): its votes in a view always form one chain.
+   */
+  private tryPrepare(slot: Slot): void {
+    const b = this.currentBlock(slot);
+    if (!b || b.validation !== 'ok' || slot.prepares.has(this.me) || !this.isMember(slot.height)) return;
+    const h = slot.height;
+    const mine = this.myPrepare.get(h);
+    if (mine && mine.view === this.view && mine.hash !== b.hash) return;
+    if (h - 1 === this.committedHeight) {
+      if (b.parentHash !== this.committedHash) return;
+    } else if (this.slots.get(h - 1)?.prepares.get(this.me)?.hash !== b.parentHash) return;
+    const sig = this.config.crypto.sign(prepareSigningBytes(this.chainTag, this.view, h, b.hash, b.digest));
+    if (!mine || mine.view !== this.view) {
+      this.myPrepare.set(h, { view: this.view, hash: b.hash, digest: b.digest });
+      this.persist({ kind: 'prepare', height: h, view: this.view, hash: b.hash, digest: b.digest });
+    }
+    slot.prepares.add(this.me, { key: b.hash + b.digest, hash: b.hash, digest: b.digest, sig, verified: true });
+    slot.lastActivity = this.now;
+    this.broadcast({ type: 'prepare', view: this.view, height: h, hash: b.hash, digest: b.digest, sig });
+    this.touch();
+  }
+
+  /**
+   * Prepared locally: a quorum of PREPAREs for the accepted block including our own, and the
+   * parent prepared locally in this same view (or committed). The chain condition is what lets a
+   * new view follow parent links safely (README "Why the re-proposals chain").
+   */
+  private tryLocalPrepared(slot: Slot): void {
+    if (slot.localPrepared) return;
+    const b = this.currentBlock(slot);
+    if (!b || !slot.prepares.has(this.me)) return;
+    const h = slot.height;
+    if (h - 1 === this.committedHeight) {
+      if (b.parentHash !== this.committedHash) return;
+    } else {
+      const prev = this.slots.get(h - 1);
+      if (!prev?.localPrepared || prev.pp?.hash !== b.parentHash) return;
+    }
+    const set = this.setAt(h)!;
+    const msg = prepareSigningBytes(this.chainTag, this.view, h, b.hash, b.digest);
+    const signers = slot.prepares.verifiedQuorum(b.hash + b.digest, quorumSize(set.length), set, this.config.crypto, msg, (s) => this.drop(s, 'bad-signature', true, `prepare at ${h}`));
+    if (!signers) return;
+    const aggregate = this.config.crypto.aggregate(slot.prepares.signatures(signers));
+    if (!aggregate) return;
+    slot.localPrepared = true;
+    const cert: PreparedCert = { view: this.view, height: h, hash: b.hash, parentHash: b.parentHash, digest: b.digest, signers, aggregate, payload: b.payload };
+    const prev = this.preparedCerts.get(h);
+    if (!prev || prev.view < this.view) {
+      this.preparedCerts.set(h, cert);
+      this.persist({ kind: 'prepared', height: h, cert });
+      this.myVC = null;
+    }
+    this.touch();
+  }
+
+  private tryPrecommit(slot: Slot): void {
+    if (!slot.localPrepared || slot.precommits.has(this.me) || !this.isMember(slot.height)) return;
+    const b = this.currentBlock(slot);
+    if (!b) return;
+    const h = slot.height;
+    const mine = this.myPrecommit.get(h);
+    if (mine && mine.view === this.view && mine.hash !== b.hash) return;
+    const sig = this.config.crypto.sign(precommitSigningBytes(this.chainTag, this.view, h, b.hash));
+    if (!mine || mine.view !== this.view) {
+      this.myPrecommit.set(h, { view: this.view, hash: b.hash });
+      this.persist({ kind: 'precommit', height: h, view: this.view, hash: b.hash });
+    }
+    slot.precommits.add(this.me, { key: b.hash, hash: b.hash, sig, verified: true });
+    slot.lastActivity = this.now;
+    this.broadcast({ type: 'precommit', view: this.view, height: h, hash: b.hash, sig });
+    this.touch();
+  }
+
+  /** Decided: a quorum of PRECOMMITs for one block in one view (classic PBFT's committed-local). */
+  private tryDecide(slot: Slot): void {
+    if (this.changing || slot.decided) return;
+    const h = slot.height;
+    const set = this.setAt(h)!;
+    const q = quorumSize(set.length);
+    for (const key of slot.precommits.keysWithAtLeast(q)) {
+      const msg = precommitSigningBytes(this.chainTag, this.view, h, key);
+      if (slot.precommits.verifiedQuorum(key, q, set, this.config.crypto, msg, (s) => this.drop(s, 'bad-signature', true, `precommit at ${h}`))) {
+        this.markDecided(h, key, this.view);
+        return;
+      }
+    }
+  }
+
+  /** COMMIT (chain.md's signature) only for a decided block this replica executed itself. */
+  private tryCommitVote(slot: Slot): void {
+    if (!slot.decided || slot.sentCommit || !this.isMember(slot.height)) return;
+    const b = slot.blocks.get(slot.decided);
+    if (!b || b.validation !== 'ok') return;
+    const h = slot.height;
+    const sig = this.config.crypto.sign(commitSigningBytes(b.hash));
+    if (this.myDecided.get(h) !== b.hash) {
+      this.myDecided.set(h, b.hash);
+      this.persist({ kind: 'decided', height: h, hash: b.hash });
+    }
+    const vote = { key: b.hash, hash: b.hash, sig, verified: true };
+    if (slot.commits.add(this.me, vote) === 'conflict') slot.commits.replace(this.me, vote);
+    slot.sentCommit = true;
+    slot.lastActivity = this.now;
+    this.broadcast({ type: 'commit', height: h, hash: b.hash, sig });
+    this.touch();
+  }
+
+  /** A quorum of COMMITs for one block is its certificate, and proves it decided. */
+  private tryCertify(slot: Slot): void {
+    if (slot.certificate) return;
+    const h = slot.height;
+    const set = this.setAt(h)!;
+    const q = quorumSize(set.length);
+    for (const key of slot.commits.keysWithAtLeast(q)) {
+      const signers = slot.commits.verifiedQuorum(key, q, set, this.config.crypto, commitSigningBytes(key), (s) => this.drop(s, 'bad-signature', true, `commit at ${h}`));
+      if (!signers) continue;
+      const agg = this.config.crypto.aggregate(slot.commits.signatures(signers));
+      if (!agg) continue;
+      slot.certificate = { number: h, blockHash: key, view: slot.decidedView ?? this.view, signers, aggregateSignature: to0x(agg) };
+      this.markDecided(h, key, null);
+      this.touch();
+      return;
+    }
+  }
+
+  /** A decided block decides its ancestors (README "Why the re-proposals chain"). */
+  private markDecided(h: number, hash: Hash, view: number | null): void {
+    let height = h;
+    let want = hash;
+    while (height > this.committedHeight) {
+      const slot = this.slotIfInWindow(height);
+      if (!slot) return;
+      if (slot.decided === want) return;
+      if (slot.decided) return this.fatal(`two blocks decided at height ${height}: ${slot.decided} and ${want}`);
+      slot.decided = want;
+      if (height === h && view !== null) slot.decidedView = view;
+      this.touch();
+      const b = slot.blocks.get(want);
+      if (!b) return;
+      height--;
+      want = b.parentHash;
+    }
+    if (height === this.committedHeight && want !== this.committedHash) this.fatal(`a decided block at ${height + 1} does not extend the committed chain`);
+  }
+
+  /** README "Commit": in height order, each certified, executed, and extending the tip. */
+  private tryCommitNext(): void {
+    while (!this.halted) {
+      const h = this.committedHeight + 1;
+      const slot = this.slots.get(h);
+      const cert = slot?.certificate;
+      if (!slot || !cert) return;
+      const b = slot.blocks.get(cert.blockHash);
+      if (!b) return this.requestSync(h);
+      if (b.validation === 'bad') return this.fatal(`block ${cert.blockHash} at ${h} has a certificate but failed local execution`);
+      if (b.validation !== 'ok') return;
+      if (b.parentHash !== this.committedHash) return this.fatal(`certified block at ${h} does not extend the committed chain`);
+      this.out.commit.push({ height: h, hash: b.hash, certificate: cert });
+      b.sent = false;
+      this.advanceCommitted(h, b.hash, cert);
+    }
+  }
+
+  /** README "Checkpoints": a certificate is the stable checkpoint; everything at or below it goes. */
+  private advanceCommitted(h: number, hash: Hash, cert: CommitCertificate): void {
+    const slot = this.slots.get(h);
+    if (slot) for (const b of [...slot.blocks.values()]) if (b.hash !== hash) this.removeBlock(slot, b);
+    this.slots.delete(h);
+    this.committedHeight = h;
+    this.committedHash = hash;
+    this.committedCert = cert;
+    this.recentCerts.set(h, cert);
+    for (const k of this.recentCerts.keys()) if (k <= h - 4 * this.W) this.recentCerts.delete(k);
+    for (const map of [this.myPrepare, this.myPrecommit, this.myDecided, this.preparedCerts] as Map<number, unknown>[]) {
+      for (const k of map.keys()) if (k <= h) map.delete(k);
+    }
+    for (const k of this.slots.keys()) if (k <= h) this.slots.delete(k);
+    const next = this.slots.get(h + 1);
+    if (next) for (const b of [...next.blocks.values()]) if (b.parentHash !== hash) this.removeBlock(next, b);
+    this.out.prune = h;
+    this.failedViews = 0;
+    this.deadlines.delete('progress');
+    this.myVC = null;
+    this.proposeNext = Math.max(this.proposeNext, h + 1);
+    if (this.syncTarget <= h) this.syncTarget = 0;
+    this.replayNeeded = true;
+    this.touch();
+  }
+
+  /** README "Pipelining": the leader keeps up to W heights in flight while there is work. */
+  private tryPropose(): void {
+    if (this.changing || this.building || !this.pendingWork) return;
+    const h = Math.max(this.proposeNext, this.committedHeight + 1);
+    if (h > this.committedHeight + this.W) return;
+    const set = this.setAt(h);
+    if (!set || leaderOf(set, this.view) !== this.me || !this.uniformSetUpTo(h)) return;
+    if (this.nv && h <= this.nv.top) return;
+    const slot = this.slot(h);
+    if (slot.pp) {
+      if (slot.pp.view === this.view) this.proposeNext = h + 1;
+      return;
+    }
+    const mine = this.myPrepare.get(h);
+    if (mine && mine.view === this.view) return;
+    const parentHash = h - 1 === this.committedHeight ? this.committedHash : this.slots.get(h - 1)?.pp?.hash;
+    if (!parentHash || !this.parentUsable(h, parentHash)) return;
+    this.building = { view: this.view, height: h, parentHash };
+    this.out.build = { ...this.building };
+    this.touch();
+  }
+
+  // ===========================================================================================
+  // Certificates learnt from peers, and catch-up
+
+  private learnCertificate(cert: CommitCertificate): void {
+    const h = cert.number;
+    if (h <= this.committedHeight) return;
+    const slot = this.slotIfInWindow(h);
+    if (slot && !slot.certificate) {
+      slot.certificate = cert;
+      this.markDecided(h, cert.blockHash, null);
+      this.touch();
+    }
+    // Certificates reach this path only from peers that think this replica is behind (or from a
+    // view change): anything but the very next block, or a block not at hand, is fetched by sync.
+    if (!slot || h > this.committedHeight + 1 || !this.chainKnown(h, cert.blockHash)) this.requestSync(h);
+  }
+
+  /** Whether the blocks from committed + 1 up to (h, hash) are all at hand. */
+  private chainKnown(h: number, hash: Hash): boolean {
+    let want = hash;
+    for (let height = h; height > this.committedHeight; height--) {
+      const b = this.slots.get(height)?.blocks.get(want);
+      if (!b) return false;
+      want = b.parentHash;
+    }
+    return want === this.committedHash;
+  }
+
+  private requestSync(target: number): void {
+    const t = Math.max(target, this.committedHeight + 1);
+    if (t <= this.syncTarget) return;
+    this.syncTarget = t;
+    this.out.sync = { targetHeight: t };
+    this.touch();
+  }
+
+  /** f + 1 peers voting beyond what this replica can buffer: at least one honest one is ahead. */
+  private checkBehind(): void {
+    const set = this.setAt(this.committedHeight + 1);
+    if (!set) return;
+    const limit = this.committedHeight + 2 * this.W;
+    const ahead: number[] = [];
+    for (const [p, h] of this.peerHeight) if (p !== this.me && set.includes(p) && h > limit) ahead.push(h);
+    const k = kthLargest(ahead, maxFaulty(set.length) + 1);
+    if (k !== null) this.requestSync(k - this.W);
+  }
+
+  // ===========================================================================================
+  // View change
+
+  private myViewChange(): ViewChange {
+    if (this.myVC && this.myVC.view === this.view && this.myVC.committedHeight === this.committedHeight) return this.myVC;
+    const prepared = [...this.preparedCerts.values()].filter((p) => p.height > this.committedHeight && p.view < this.view).sort((a, b) => a.height - b.height).slice(0, this.limits.maxPrepared);
+    const vc: ViewChange = {
+      type: 'view-change',
+      view: this.view,
+      replica: this.me,
+      committedHeight: this.committedHeight,
+      committedHash: this.committedHash,
+      committedCert: this.committedHeight === 0 ? null : this.committedCert,
+      prepared,
+      sig: new Uint8Array(0),
+    };
+    vc.sig = this.config.crypto.sign(viewChangeSigningBytes(this.chainTag, vc));
+    this.myVC = vc;
+    return vc;
+  }
+
+  /** Forget the votes of the view being left; blocks, decisions and certificates stay. */
+  private resetViewBound(): void {
+    for (const s of this.slots.values()) {
+      s.pp = null;
+      s.ppMsg = null;
+      s.prepares = new VoteTable();
+      s.precommits = new VoteTable();
+      s.localPrepared = false;
+    }
+  }
+
+  private startViewChange(target: number): void {
+    if (target <= this.view) return;
+    this.view = target;
+    this.changing = true;
+    this.nv = null;
+    this.failedViews++;
+    this.building = null;
+    this.resetViewBound();
+    this.persist({ kind: 'view', view: target, changing: true });
+    this.myVC = null;
+    this.broadcast(this.myViewChange());
+    this.deadlines.delete('progress');
+    for (const [p, vc] of this.latestVC) if (vc.view < target) this.latestVC.delete(p);
+    this.replayNeeded = true;
+    this.touch();
+  }
+
+  /**
+   * Joining: f + 1 peers seen in views above ours (from any message: honest replicas only send
+   * in the view they are in) include an honest one, so move to the highest view that f + 1 of
+   * them have reached. Fewer cannot drag anyone along.
+   */
+  private checkJoin(): void {
+    const set = this.setAt(this.committedHeight + 1);
+    if (!set || !set.includes(this.me)) return;
+    const views: number[] = [];
+    for (const p of set) {
+      if (p === this.me) continue;
+      const v = Math.max(this.peerView.get(p) ?? -1, this.latestVC.get(p)?.view ?? -1);
+      if (v > this.view) views.push(v);
+    }
+    const w = kthLargest(views, maxFaulty(set.length) + 1);
+    if (w !== null && w > this.view) this.startViewChange(w);
+  }
+
+  private tryFormNewView(): void {
+    if (!this.changing) return;
+    const mine = this.myViewChange();
+    const all = [mine, ...[...this.latestVC.values()].filter((vc) => vc.view === this.view && vc.replica !== this.me)];
+    const set = this.setAt(selectReproposals(all).cStar + 1);
+    if (!set || leaderOf(set, this.view) !== this.me) return;
+    const members = all.filter((vc) => set.includes(vc.replica)).sort((a, b) => a.replica - b.replica);
+    if (members.length < quorumSize(set.length)) return;
+    const sel = selectReproposals(members);
+    const set2 = this.setAt(sel.cStar + 1);
+    if (!set2 || set2.join() !== set.join()) return;
+    const reproposals: Reproposal[] = [];
+    for (const p of sel.picks) {
+      const withPayload = members.flatMap((vc) => vc.prepared).find((q) => q.height === p.height && q.hash === p.hash && q.digest === p.digest && q.payload);
+      if (!withPayload) return;
+      reproposals.push({ height: p.height, hash: p.hash, parentHash: p.parentHash, payload: withPayload.payload! });
+    }
+    const nv: NewView = { type: 'new-view', view: this.view, viewChanges: members.map(stripPayloads), reproposals, sig: new Uint8Array(0) };
+    nv.sig = this.config.crypto.sign(newViewSigningBytes(this.chainTag, nv));
+    this.broadcast(nv);
+    this.enterView(nv, { ...sel, set, leader: this.me, reproposals });
+  }
+
+  private installNewView(msg: NewView, cStar: number): void {
+    const byHeight = new Map(msg.reproposals.map((rp) => [rp.height, rp] as const));
+    this.nv = { view: msg.view, msg, cStar, top: cStar + msg.reproposals.length, byHeight };
+  }
+
+  /** Entering a view through its NEW-VIEW: the re-proposals become that view's pre-prepares. */
+  private enterView(msg: NewView, checked: CheckedNewView): void {
+    this.view = msg.view;
+    this.changing = false;
+    this.persist({ kind: 'new-view', view: msg.view, bytes: encodeMessage(msg) });
+    this.persist({ kind: 'view', view: msg.view, changing: false });
+    this.installNewView(msg, checked.cStar);
+    this.resetViewBound();
+    const nv = this.nv!;
+    for (const [h, slot] of [...this.slots]) {
+      if (h <= this.committedHeight) continue;
+      const rp = nv.byHeight.get(h);
+      // Blocks at heights the new view does not fix are never going to be decided (README).
+      if (h > checked.cStar) for (const b of [...slot.blocks.values()]) if (b.hash !== rp?.hash && slot.decided !== b.hash && slot.certificate?.blockHash !== b.hash) this.removeBlock(slot, b);
+      if (rp) this.installReproposal(slot, rp);
+    }
+    for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) if (nv.byHeight.has(h)) this.slot(h);
+    if (checked.certStar && checked.cStar > this.committedHeight) this.learnCertificate(checked.certStar);
+    this.building = null;
+    this.proposeNext = Math.max(nv.top, this.committedHeight) + 1;
+    for (const [p, vc] of this.latestVC) if (vc.view <= this.view) this.latestVC.delete(p);
+    this.deadlines.delete('progress');
+    this.myVC = null;
+    this.replayNeeded = true;
+    this.touch();
+  }
+}
+
+function deferKey(m: Message): string {
+  switch (m.type) {
+    case 'pre-prepare':
+    case 'prepare':
+    case 'precommit':
+      return `${m.type}/${m.view}/${m.height}`;
+    case 'commit':
+      return `commit/${m.height}`;
+    case 'new-view':
+      return `new-view/${m.view}`;
+    case 'view-change':
+      return `view-change`;
+    case 'certificate':
+      return `certificate/${m.certificate.number}`;
+  }
+}
