@@ -15,6 +15,7 @@ import { decodeRecord, encodeRecord, recordHeight, recordKey } from './pbft/mess
 import type { PersistRecord, Ready, ReplicaEvent, TimerId } from './pbft/types.ts';
 import { BlsVoteCrypto } from './pbft/vote-crypto.ts';
 import { decodePayload, encodePayload } from './proposal-payload.ts';
+import { decodeTxBatch, encodeTxBatch } from '../p2p/tx-gossip.ts';
 import type { Transport } from '../p2p/types.ts';
 import type { ConsensusStatus } from '../rpc/node-api.ts';
 import type { BlockTx } from '../state/machine.ts';
@@ -36,6 +37,12 @@ export interface PbftEngineOptions {
 }
 
 const TX_FETCH_TIMEOUT_MS = 2_000;
+/**
+ * Before this node votes for a block (or proposes it), it keeps the block's transactions under
+ * `txs/<height>/<hash>` beside its vote records: after a crash its pool is gone, and PBFT may
+ * force the same block again in a later view, which it must still be able to execute.
+ */
+const BLOCK_TXS_PREFIX = 'txs/';
 const SYNC_TIMEOUT_MS = 5_000;
 /** how long a replica waits for gossip to bring a proposal's transactions before asking the proposer */
 const GOSSIP_GRACE_MS = 50;
@@ -64,6 +71,10 @@ export class PbftEngine implements ConsensusEngine {
     const { store, pipeline, transport } = this.o;
     const records: PersistRecord[] = [];
     for (const r of await store.consensusRecords()) {
+      if (r.key.startsWith(BLOCK_TXS_PREFIX)) {
+        this.recordHeights.set(r.key, Number(r.key.split('/')[1]));
+        continue;
+      }
       const record = decodeRecord(r.bytes);
       records.push(record);
       this.recordHeights.set(r.key, recordHeight(record));
@@ -228,6 +239,7 @@ export class PbftEngine implements ConsensusEngine {
     } catch (err) {
       this.o.logger.warn({ err, height }, 'could not build a proposal');
     }
+    if (proposal) await this.keepBlockTxs(height, proposal.block.hash, proposal.txs);
     const block = proposal ? { hash: proposal.block.hash, payload: encodePayload({ header: proposal.block.header, txHashes: proposal.block.txHashes }) } : null;
     this.enqueue({ type: 'proposalBuilt', view, height, parentHash, block, morePending: this.o.pipeline.pool.size > (proposal?.block.txHashes.length ?? 0) });
   }
@@ -241,9 +253,10 @@ export class PbftEngine implements ConsensusEngine {
       const { header, txHashes } = decoded;
       if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
       if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
-      const txs = await this.gatherTxs(txHashes, header.proposer);
+      const txs = await this.gatherTxs(height, hash, txHashes, header.proposer);
       const result = await this.withMachine(() => this.o.pipeline.validate(headerFields(header), txs, this.o.validators));
       if (!result.ok) throw new Error(result.reason);
+      await this.keepBlockTxs(height, hash, result.proposal.txs);
       ok = true;
     } catch (err) {
       this.o.logger.warn({ height, hash, err: String(err) }, 'proposal refused');
@@ -251,16 +264,30 @@ export class PbftEngine implements ConsensusEngine {
     this.enqueue({ type: 'validated', height, hash, ok });
   }
 
-  private async gatherTxs(hashes: string[], proposer: number): Promise<BlockTx[]> {
+  private async keepBlockTxs(height: number, hash: string, txs: Uint8Array[]): Promise<void> {
+    const key = `${BLOCK_TXS_PREFIX}${height}/${hash}`;
+    if (this.recordHeights.has(key)) return;
+    await this.o.store.putConsensusRecords([{ key, bytes: encodeTxBatch(txs) }]);
+    this.recordHeights.set(key, height);
+  }
+
+  private async keptBlockTxs(height: number, hash: string): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    const bytes = await this.o.store.consensusRecord(`${BLOCK_TXS_PREFIX}${height}/${hash}`);
+    for (const tx of (bytes && decodeTxBatch(bytes)) ?? []) out.set(txHash(tx), tx);
+    return out;
+  }
+
+  private async gatherTxs(height: number, blockHash: string, hashes: string[], proposer: number): Promise<BlockTx[]> {
     const pool = this.o.pipeline.pool;
     const lookup = () => hashes.map((h) => pool.get(h));
     let found = lookup();
-    if (found.some((e) => !e)) {
+    const fetched = found.some((e) => !e) ? await this.keptBlockTxs(height, blockHash) : new Map<string, Uint8Array>();
+    if (found.some((e, i) => !e && !fetched.has(hashes[i]!))) {
       await new Promise((r) => setTimeout(r, GOSSIP_GRACE_MS));
       found = lookup();
     }
-    const missing = hashes.filter((_, i) => !found[i]);
-    const fetched = new Map<string, Uint8Array>();
+    const missing = hashes.filter((h, i) => !found[i] && !fetched.has(h));
     if (missing.length > 0) {
       if (proposer === this.o.index) throw new Error('own proposal names transactions this node does not hold');
       const bytes = await fetchTxs(this.o.transport, proposer, missing, TX_FETCH_TIMEOUT_MS);

@@ -233,6 +233,10 @@ export class ChainStore implements ChainReader {
     await this.kv.write(ops);
   }
 
+  async consensusRecord(name: string): Promise<Uint8Array | undefined> {
+    return this.kv.get(key(Bucket.CONSENSUS, utf8(name)));
+  }
+
   async consensusRecords(): Promise<{ key: string; bytes: Uint8Array }[]> {
     const from = new Uint8Array([Bucket.CONSENSUS]);
     const out: { key: string; bytes: Uint8Array }[] = [];
