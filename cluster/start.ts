@@ -9,8 +9,8 @@ import { DEFAULT_BASE_PORT, DEFAULT_CHAIN, initCluster, type NodeSummary } from 
 import { clusterStatus, rpcCall, startCluster, stopCluster } from './local.ts';
 
 const DIR = resolve('.goodness');
-/** One validator until the PBFT engine lands; then four. */
-const NODES = 1;
+/** The local cluster of spec/cli.md: four validators, one fault tolerated. */
+const NODES = 4;
 const TTY_REFRESH_MS = 1000;
 /** Without a terminal each status is a new line: fewer of them keep a log readable. */
 const PLAIN_REFRESH_MS = 5000;
