@@ -27,6 +27,8 @@ export const Code = {
   OUT_OF_WINDOW: 21,
   DUPLICATE_EVIDENCE: 22,
   ALREADY_VOTED: 23,
+  /** validator.add with a BLS key whose proof of possession does not verify */
+  BAD_POP: 24,
 } as const;
 
 export type CodeName = keyof typeof Code;

@@ -353,7 +353,7 @@ test('replays: the same bytes after commit, and the same (from, nonce) with diff
 test('unknown transaction types: -32001 UNKNOWN_TYPE', async () => {
   const expires = (await nextHeight()) + 100;
   await unchanged(async () => {
-    for (const type of ['deed.submit', 'gov.propose', 'no.such.type', 'account']) {
+    for (const type of ['points.transfer', 'account.transfer', 'no.such.type', 'account']) {
       const t = sign(alice, { expires, type, body: {} });
       expectError(await sendRaw(t.raw), ErrorCode.TX_REFUSED, `type ${type}`, Code.UNKNOWN_TYPE);
     }

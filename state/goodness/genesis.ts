@@ -2,7 +2,8 @@
 // malformed or role-conflicting genesis would carry the mistake forever.
 //   {"governors": [accountId, ...], "orgs": [{"org": accountId, "name": "...", "roles": [...]}]}
 import { isAccountId } from '../tx.ts';
-import { accountKey, GOVERNORS_KEY, type AccountRecord } from './records.ts';
+import type { ValidatorRegistration } from '../../consensus/chain/types.ts';
+import { accountKey, accountRecord, GOVERNORS_KEY, VALIDATORS_KEY, type AccountRecord, type ValidatorSetRecord } from './records.ts';
 import { canonicalRoles, isRole, ORG_ROLES, roleConflict, type Role } from './roles.ts';
 
 export const MAX_ORG_NAME_LENGTH = 200;
@@ -75,9 +76,10 @@ export function parseGoodnessGenesis(app: unknown): GoodnessGenesis {
 
 /**
  * The state genesis implies, as (key, value) pairs: one account per governor and organisation
- * (an account that is both gets both roles) and the sorted governor list.
+ * (an account that is both gets both roles), the sorted governor list, and the validator set
+ * (validator.add gives the next unused index, so the ledger must know the genesis indexes).
  */
-export function genesisState(genesis: GoodnessGenesis): Map<string, unknown> {
+export function genesisState(genesis: GoodnessGenesis, validators: readonly ValidatorRegistration[] = []): Map<string, unknown> {
   const accounts = new Map<string, AccountRecord>();
   const accountOf = (id: string): AccountRecord => {
     let a = accounts.get(id);
@@ -95,6 +97,12 @@ export function genesisState(genesis: GoodnessGenesis): Map<string, unknown> {
   }
   const state = new Map<string, unknown>();
   state.set(GOVERNORS_KEY, [...genesis.governors].sort());
-  for (const a of accounts.values()) state.set(accountKey(a.id), a);
+  const sorted = [...validators].sort((a, b) => a.index - b.index);
+  const validatorSet: ValidatorSetRecord = {
+    next: sorted.length === 0 ? 0 : sorted.at(-1)!.index + 1,
+    validators: sorted.map(({ index, peerId, blsPublicKey, pop }) => ({ index, peerId, blsPublicKey, pop })),
+  };
+  state.set(VALIDATORS_KEY, validatorSet);
+  for (const a of accounts.values()) state.set(accountKey(a.id), accountRecord(a));
   return state;
 }

@@ -7,7 +7,7 @@
 // sorted by key, so neither Map order nor the order a block touched its keys can matter.
 import type { Genesis, ReceiptCore } from '../../consensus/chain/types.ts';
 import { fromUtf8, jcs, utf8 } from '../../consensus/crypto/encoding.ts';
-import { genesisAppHash, nextAppHash, sortChanges, type CanonicalChange } from '../app-hash.ts';
+import { encodeChanges, genesisAppHash } from '../app-hash.ts';
 import { Code } from '../codes.ts';
 import type {
   BlockContext,
@@ -19,18 +19,29 @@ import type {
   StateMachine,
   StateReader,
   StateWrite,
+  ValidatorUpdate,
 } from '../machine.ts';
 import { checkExpiry, decodeTx, signatureJobOf, type DecodedTx, type TxFields } from '../tx.ts';
+import { canonicalJson } from './canonical.ts';
+import { expireDueLots, LotExpiryIndex } from './expiry.ts';
 import { genesisState, parseGoodnessGenesis } from './genesis.ts';
 import { BodyError, type TxHandler } from './handler.ts';
-import { answerQuery } from './queries.ts';
-import { accountKey, META_KEY, NONCE_PREFIX, nonceKey, type AccountRecord } from './records.ts';
+import { answerQuery, type QueryState } from './queries.ts';
+import { ACCOUNT_PREFIX, accountKey, DEED_PREFIX, META_KEY, NONCE_PREFIX, nonceKey, type AccountRecord, type DeedRecord } from './records.ts';
 import { ReplayIndex } from './replay.ts';
 import { LedgerState, TxScope, type BlockChanges, type StateView } from './state.ts';
-import { HANDLERS, isKnownType } from './tx-types.ts';
+import { HANDLERS } from './tx-types.ts';
 
 type Refusal = { ok: false; code: number; log: string };
-type Screened = { ok: true; handler: TxHandler; body: unknown; sender: AccountRecord | undefined };
+type Parsed = { ok: true; handler: TxHandler; body: unknown };
+type Screened = { ok: true; sender: AccountRecord | undefined };
+
+/** What admission hands to execution (CheckResult.checked): nothing is decoded or parsed twice. */
+interface AdmittedTx {
+  decoded: DecodedTx;
+  handler: TxHandler;
+  body: unknown;
+}
 
 /** A stored JSON null marks a genesis-derived key as deleted (genesis state is not stored). */
 const TOMBSTONE = utf8('null');
@@ -45,12 +56,28 @@ export class GoodnessLedger implements StateMachine {
   private chain = '';
   private readonly state = new LedgerState();
   private readonly replay = new ReplayIndex();
+  private readonly expiry = new LotExpiryIndex();
+  /** block time of each executed, not yet committed block */
+  private readonly pendingTimes = new Map<number, number>();
   private genesisKeys = new Set<string>();
   private readonly committedView: StateView = { get: (key) => this.state.getCommitted(key) };
+  /**
+   * Deed ids by user: an index for `account/<id>/deeds` derived from the deed records (not
+   * state of its own, so it costs no write per deed). It follows the committed state only and
+   * is rebuilt on open; the query orders what it finds.
+   */
+  private readonly deedsByUser = new Map<string, string[]>();
+  private readonly queryView: QueryState = { get: (key) => this.state.getCommitted(key), deedsOf: (user) => this.deedsByUser.get(user) ?? [] };
+  private readonly indexDeed = (_key: string, value: unknown): void => {
+    const d = value as DeedRecord;
+    const list = this.deedsByUser.get(d.user);
+    if (list) list.push(d.deed);
+    else this.deedsByUser.set(d.user, [d.deed]);
+  };
 
   async open(reader: StateReader, genesis: Genesis): Promise<MachineInfo> {
     this.chain = genesis.chain;
-    const entries = genesisState(parseGoodnessGenesis(genesis.app));
+    const entries = genesisState(parseGoodnessGenesis(genesis.app), genesis.validators);
     this.genesisKeys = new Set(entries.keys());
     let height = 0;
     let appHash = genesisAppHash(genesis.app);
@@ -68,6 +95,13 @@ export class GoodnessLedger implements StateMachine {
     this.state.reset(entries, height, appHash);
     this.replay.clear();
     for (const [key, expires] of this.state.committedEntries(NONCE_PREFIX)) this.replay.add(expires as number, key);
+    this.expiry.clear();
+    this.pendingTimes.clear();
+    this.deedsByUser.clear();
+    for (const [key, deed] of this.state.committedEntries(DEED_PREFIX)) this.indexDeed(key, deed);
+    for (const [, account] of this.state.committedEntries(ACCOUNT_PREFIX)) {
+      for (const lot of (account as AccountRecord).lots) this.expiry.track(lot.expiresAt, (account as AccountRecord).id);
+    }
     return this.info();
   }
 
@@ -86,83 +120,99 @@ export class GoodnessLedger implements StateMachine {
     const tx = decoded.tx.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
     if (expiry) return refuse(expiry.code, expiry.log);
-    const screened = this.screen(tx, this.committedView, ctx.height);
+    const parsed = parse(tx);
+    if (!parsed.ok) return parsed;
+    const screened = this.screen(tx, parsed.handler, this.committedView, ctx.height);
     if (!screened.ok) return screened;
-    return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked: decoded.tx, signature: signatureJobOf(bytes, decoded.tx) };
+    const checked: AdmittedTx = { decoded: decoded.tx, handler: parsed.handler, body: parsed.body };
+    return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked, signature: signatureJobOf(bytes, decoded.tx) };
   }
 
   executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult {
     const block = this.state.beginBlock(ctx.height);
+    for (const h of [...this.pendingTimes.keys()]) if (h >= ctx.height) this.pendingTimes.delete(h);
     this.replay.prune(block);
+    // Lots past their expiry stop counting before anything in the block can use them.
+    expireDueLots(this.expiry, block, ctx.timestamp);
     const receipts: ReceiptCore[] = new Array(txs.length);
-    for (let i = 0; i < txs.length; i++) receipts[i] = this.executeTx(ctx, block, txs[i]!);
+    const validatorUpdates: ValidatorUpdate[] = [];
+    for (let i = 0; i < txs.length; i++) receipts[i] = this.executeTx(ctx, block, txs[i]!, validatorUpdates);
 
-    const changes = sortChanges([...block.changes]);
-    const canonical = new Array<CanonicalChange>(changes.length);
-    const writes: StateWrite[] = new Array(changes.length + 1);
-    for (let i = 0; i < changes.length; i++) {
-      const [key, value] = changes[i]!;
-      const text = value === null ? 'null' : jcs(value);
-      canonical[i] = [key, text];
-      const stored = value !== null ? Buffer.from(text) : this.genesisKeys.has(key) ? TOMBSTONE : null;
-      writes[i] = [Buffer.from(key), stored];
+    // Default sort compares UTF-16 code units: the order JCS gives object members (app-hash.ts).
+    const keys = [...block.changes.keys()].sort();
+    const texts = new Array<string>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const value = block.changes.get(keys[i]!);
+      texts[i] = value === null ? 'null' : canonicalJson(value);
     }
-    const appHash = nextAppHash(block.previousAppHash, canonical);
-    writes[changes.length] = [utf8(META_KEY), utf8(jcs({ height: ctx.height, appHash }))];
+    const { appHash, keyBytes, valueBytes } = encodeChanges(block.previousAppHash, keys, texts);
+    const writes: StateWrite[] = new Array(keys.length + 1);
+    for (let i = 0; i < keys.length; i++) {
+      // A deleted key is removed, unless genesis implies it: then a stored null says it is gone.
+      const deleted = texts[i] === 'null';
+      writes[i] = [keyBytes[i]!, !deleted ? valueBytes[i]! : this.genesisKeys.has(keys[i]!) ? TOMBSTONE : null];
+    }
+    writes[keys.length] = [utf8(META_KEY), utf8(jcs({ height: ctx.height, appHash }))];
     this.state.addPending(block, appHash);
-    return { receipts, appHash, validatorUpdates: [], writes };
+    this.pendingTimes.set(ctx.height, ctx.timestamp);
+    return { receipts, appHash, validatorUpdates, writes };
+  }
+
+  /** The committed state, every (key, value) whose key starts with `prefix` (audits and tests; not for the hot path). */
+  committedEntries(prefix = ''): Iterable<[string, unknown]> {
+    return this.state.committedEntries(prefix);
   }
 
   commit(height: number): void {
-    this.state.commit(height);
+    this.state.commit(height, { prefix: DEED_PREFIX, onNew: this.indexDeed });
     this.replay.forgetBefore(height);
+    const time = this.pendingTimes.get(height);
+    this.pendingTimes.delete(height);
+    if (time !== undefined) this.expiry.forgetUpTo(time);
   }
 
   query(path: string, caller: string | null): QueryAnswer {
-    return answerQuery(path, caller, this.committedView, this.state.height);
+    return answerQuery(path, caller, this.queryView, this.state.height);
   }
 
-  private executeTx(ctx: BlockContext, block: BlockChanges, btx: BlockTx): ReceiptCore {
-    let decoded = btx.checked as DecodedTx | undefined;
-    if (!decoded) {
+  private executeTx(ctx: BlockContext, block: BlockChanges, btx: BlockTx, validatorUpdates: ValidatorUpdate[]): ReceiptCore {
+    let admitted = btx.checked as AdmittedTx | undefined;
+    if (!admitted) {
       // Reached this node only in a block: nothing has checked it here yet.
       const result = decodeTx(btx.bytes, this.chain);
       if (!result.ok) return rejected(btx.hash, result.code, result.log);
-      decoded = result.tx;
+      const parsed = parse(result.tx.envelope.tx);
+      if (!parsed.ok) return rejected(btx.hash, parsed.code, parsed.log);
+      admitted = { decoded: result.tx, handler: parsed.handler, body: parsed.body };
     }
-    const tx = decoded.envelope.tx;
+    const tx = admitted.decoded.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
     if (expiry) return rejected(btx.hash, expiry.code, expiry.log);
-    const screened = this.screen(tx, block, ctx.height);
+    const screened = this.screen(tx, admitted.handler, block, ctx.height);
     if (!screened.ok) return rejected(btx.hash, screened.code, screened.log);
 
     const scope = new TxScope(block);
     let outcome;
     try {
-      outcome = screened.handler.execute({ block: ctx, hash: btx.hash, tx, sender: screened.sender, state: scope }, screened.body);
-    } catch {
+      outcome = admitted.handler.execute({ block: ctx, hash: btx.hash, tx, sender: screened.sender, state: scope, lots: this.expiry }, admitted.body);
+    } catch (e) {
       // A handler bug must not halt the chain; every node hits it alike, so refusing is deterministic.
-      return rejected(btx.hash, Code.BAD_STATE, `internal error executing ${tx.type}`);
+      return rejected(btx.hash, Code.BAD_STATE, `internal error executing ${tx.type}: ${(e as Error).message}`);
     }
     if (!outcome.ok) return rejected(btx.hash, outcome.code, outcome.log);
     const replayKey = nonceKey(tx.from, tx.nonce);
     scope.put(replayKey, tx.expires);
     scope.apply();
     this.replay.add(tx.expires, replayKey);
+    if (outcome.validatorUpdates) validatorUpdates.push(...outcome.validatorUpdates);
     return { txHash: btx.hash, status: 'ok', code: Code.OK, log: '', events: outcome.events };
   }
 
   /**
-   * The checks every type shares that read state: type, body, replay, sender's freeze and role,
-   * for a transaction that would execute at `height`.
+   * The checks every type shares that read state: replay, sender's freeze and role, for a
+   * transaction that would execute at `height`.
    */
-  private screen(tx: TxFields, state: StateView, height: number): Screened | Refusal {
-    const handler = HANDLERS.get(tx.type);
-    if (!handler) {
-      return refuse(Code.UNKNOWN_TYPE, isKnownType(tx.type) ? `${tx.type} is not implemented yet` : `unknown transaction type ${tx.type}`);
-    }
-    const body = handler.parseBody(tx.body);
-    if (body instanceof BodyError) return refuse(Code.BAD_BODY, body.log);
+  private screen(tx: TxFields, handler: TxHandler, state: StateView, height: number): Screened | Refusal {
     const usedUntil = state.get(nonceKey(tx.from, tx.nonce));
     if (typeof usedUntil === 'number' && usedUntil >= height) {
       return refuse(Code.NONCE_USED, `nonce ${tx.nonce} of ${tx.from} was already used by a transaction that has not expired`);
@@ -172,8 +222,19 @@ export class GoodnessLedger implements StateMachine {
     if (handler.senders !== 'anyone' && !(sender && sender.roles.some((r) => handler.senders.includes(r)))) {
       return refuse(Code.NOT_PERMITTED, `${tx.type} is sent by ${handler.senders.join(' or ')}`);
     }
-    return { ok: true, handler, body, sender };
+    return { ok: true, sender };
   }
+}
+
+/** The type's handler and the body read by it: what needs no state. */
+function parse(tx: TxFields): Parsed | Refusal {
+  const handler = HANDLERS.get(tx.type);
+  if (!handler) {
+    return refuse(Code.UNKNOWN_TYPE, `unknown transaction type ${tx.type}: there is no such transaction in goodness.md (and no transfer of points between accounts, by design)`);
+  }
+  const body = handler.parseBody(tx.body);
+  if (body instanceof BodyError) return refuse(Code.BAD_BODY, body.log);
+  return { ok: true, handler, body };
 }
 
 function rejected(txHash: string, code: number, log: string): ReceiptCore {

@@ -25,3 +25,8 @@ export function roleConflict(roles: readonly Role[]): string | null {
   if (roles.includes('supervisor') && roles.length > 1) return 'a supervisor holds no other role';
   return null;
 }
+
+/** Whether the account holds one of `roles`. */
+export function holds(account: { roles: readonly Role[] } | undefined, ...roles: Role[]): boolean {
+  return account !== undefined && account.roles.some((r) => roles.includes(r));
+}

@@ -1,44 +1,48 @@
-// Every transaction type of goodness.md, and the handlers of those implemented so far. A type
-// listed here without a handler is refused at admission as not implemented yet.
-import { accountOpen } from './accounts.ts';
+// Every transaction type of goodness.md and its handler. There is no transfer of points
+// between accounts, by design: no such type exists, and an unknown type is refused.
+import { accountOpen, consentGrant, consentRevoke } from './accounts.ts';
+import { clearingClose, clearingConfirm, clearingDispute, clearingSettle } from './clearing.ts';
+import { deedIssue, deedReject, deedReverse, deedSubmit } from './deeds.ts';
+import { govPropose, govVote } from './governance.ts';
 import type { TxHandler } from './handler.ts';
+import { offerApprove, offerPublish, offerRedeem, redemptionCancel, redemptionFulfil } from './offers.ts';
+import { poolCommit, poolConfirm, schemeApprove, schemeAssign, schemeDefine, schemeSuspend, schemeUnassign } from './schemes.ts';
+import { superviseFreeze, superviseUnfreeze } from './supervision.ts';
 
-export const GOODNESS_TX_TYPES: readonly string[] = [
-  'gov.propose',
-  'gov.vote',
-  'account.open',
-  'consent.grant',
-  'consent.revoke',
-  'scheme.define',
-  'scheme.approve',
-  'scheme.suspend',
-  'scheme.assign',
-  'scheme.unassign',
-  'pool.commit',
-  'pool.confirm',
-  'deed.submit',
-  'deed.issue',
-  'deed.reject',
-  'deed.reverse',
-  'offer.publish',
-  'offer.approve',
-  'offer.redeem',
-  'redemption.fulfil',
-  'redemption.cancel',
-  'clearing.close',
-  'clearing.settle',
-  'clearing.confirm',
-  'clearing.dispute',
-  'supervise.freeze',
-  'supervise.unfreeze',
+const ALL: readonly TxHandler[] = [
+  govPropose,
+  govVote,
+  accountOpen,
+  consentGrant,
+  consentRevoke,
+  schemeDefine,
+  schemeApprove,
+  schemeSuspend,
+  schemeAssign,
+  schemeUnassign,
+  poolCommit,
+  poolConfirm,
+  deedSubmit,
+  deedIssue,
+  deedReject,
+  deedReverse,
+  offerPublish,
+  offerApprove,
+  offerRedeem,
+  redemptionFulfil,
+  redemptionCancel,
+  clearingClose,
+  clearingSettle,
+  clearingConfirm,
+  clearingDispute,
+  superviseFreeze,
+  superviseUnfreeze,
 ];
 
-const IMPLEMENTED: readonly TxHandler[] = [accountOpen];
+export const HANDLERS: ReadonlyMap<string, TxHandler> = new Map(ALL.map((h) => [h.type, h]));
 
-export const HANDLERS: ReadonlyMap<string, TxHandler> = new Map(IMPLEMENTED.map((h) => [h.type, h]));
-
-const KNOWN = new Set(GOODNESS_TX_TYPES);
+export const GOODNESS_TX_TYPES: readonly string[] = ALL.map((h) => h.type);
 
 export function isKnownType(type: string): boolean {
-  return KNOWN.has(type);
+  return HANDLERS.has(type);
 }

@@ -1,0 +1,72 @@
+// Lot expiry (goodness.md: "Lots past expiresAt stop counting at once and are burned by the
+// state machine"). Before a block's transactions run, every lot whose expiresAt is at or before
+// the block time is burned. An in-memory index says which accounts to look at; it is only a
+// shortcut: it may hold stale entries (lots since spent, or created by a block that was executed
+// and then replaced) and every entry is checked against the state, so what expires depends on the
+// state alone. It is rebuilt from the accounts on open.
+import type { LotTracker } from './handler.ts';
+import { takeExpired } from './lots.ts';
+import { accountKey, deedKey, schemeKey, type AccountRecord, type DeedRecord, type SchemeRecord } from './records.ts';
+import type { StateView } from './state.ts';
+
+export interface WritableState extends StateView {
+  put(key: string, value: unknown): void;
+}
+
+export class LotExpiryIndex implements LotTracker {
+  private readonly byTime = new Map<number, Set<string>>();
+  /** the keys of byTime, ascending */
+  private times: number[] = [];
+
+  clear(): void {
+    this.byTime.clear();
+    this.times = [];
+  }
+
+  track(expiresAt: number, account: string): void {
+    let set = this.byTime.get(expiresAt);
+    if (!set) {
+      set = new Set();
+      this.byTime.set(expiresAt, set);
+      // Lots are mostly created in time order: the new time usually goes last.
+      let i = this.times.length;
+      while (i > 0 && this.times[i - 1]! > expiresAt) i--;
+      this.times.splice(i, 0, expiresAt);
+    }
+    set.add(account);
+  }
+
+  /** Accounts that may hold a lot expiring at or before `now`. */
+  due(now: number): Set<string> {
+    const out = new Set<string>();
+    for (const t of this.times) {
+      if (t > now) break;
+      for (const a of this.byTime.get(t)!) out.add(a);
+    }
+    return out;
+  }
+
+  /** Once a block with time `now` is committed, its due entries are done for good. */
+  forgetUpTo(now: number): void {
+    let n = 0;
+    while (n < this.times.length && this.times[n]! <= now) this.byTime.delete(this.times[n++]!);
+    if (n > 0) this.times = this.times.slice(n);
+  }
+}
+
+/** Burns every lot due at `now` in `state`, with the scheme and deed figures that go with it. */
+export function expireDueLots(index: LotExpiryIndex, state: WritableState, now: number): void {
+  for (const id of index.due(now)) {
+    const before = state.get(accountKey(id)) as AccountRecord | undefined;
+    if (!before) continue;
+    const { account, expired } = takeExpired(before, now);
+    if (expired.length === 0) continue;
+    state.put(accountKey(id), account);
+    for (const lot of expired) {
+      const scheme = state.get(schemeKey(lot.scheme)) as SchemeRecord;
+      state.put(schemeKey(lot.scheme), { ...scheme, live: scheme.live - lot.points, expired: scheme.expired + lot.points });
+      const deed = state.get(deedKey(lot.deed)) as DeedRecord;
+      state.put(deedKey(lot.deed), { ...deed, expired: deed.expired + lot.points });
+    }
+  }
+}
