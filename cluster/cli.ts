@@ -1,6 +1,7 @@
 // The operator's command line (spec/cli.md). Each command loads its modules when it runs, so
 // that `--help` answers at once without loading libp2p, RocksDB or BLS.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerBenchCommand } from './bench/command.ts';
 import { UserError } from './config.ts';
 import type { NodeSummary } from './init.ts';
 
@@ -138,17 +139,8 @@ export function buildProgram(): Command {
       printJson(generateAccountKey());
     });
 
-  program
-    .command('bench')
-    .description('the load driver (not available yet)')
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .helpOption('-h, --help', 'display help for command')
-    .addHelpText('after', '\n`goodness bench` is not available yet in this version: it comes with the load driver.')
-    .action(() => {
-      process.stderr.write('goodness bench is not available yet in this version: the load driver comes in a later release.\n');
-      process.exit(2);
-    });
+  // The load driver (spec/cli.md "The load driver"): options in bench/command.ts.
+  registerBenchCommand(program);
 
   return program;
 }

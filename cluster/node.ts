@@ -24,6 +24,8 @@ import { RocksKvStore } from '../state/store/kv-store.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
 
 export const VERSION = '0.1.0';
+const REGOSSIP_AFTER_MS = 2_000;
+const REGOSSIP_MAX_PER_ROUND = 5_000;
 /** A transaction larger than this is refused at admission (a block must hold many). */
 export const MAX_TX_BYTES = 64 * 1024;
 
@@ -104,6 +106,8 @@ export class GoodnessNode {
       },
     });
     await this.p2p.start();
+    this.regossipTimer = setInterval(() => this.regossipStale(), REGOSSIP_AFTER_MS / 2);
+    this.regossipTimer.unref();
     this.registerMetrics();
     this.rpcServer = await startRpcServer({
       api: this.api(),
@@ -123,6 +127,7 @@ export class GoodnessNode {
     this.stopped = true;
     await this.rpcServer?.close();
     await this.engine?.stop();
+    clearInterval(this.regossipTimer);
     this.gossip?.stop();
     await this.p2p?.stop();
     await this.store?.close();
@@ -131,6 +136,27 @@ export class GoodnessNode {
   }
 
   /** Admission (DESIGN.md): cheap refusals first, the signature once, then the pool's limits. */
+  /**
+   * Gossip is best effort (a peer's queue may drop batches, a connection may be down), and a
+   * transaction only one validator holds is proposed only when that validator leads. So a
+   * transaction still pending after REGOSSIP_AFTER_MS is gossiped again, oldest first, a bounded
+   * number per round; peers that already hold it drop the copy at the hash check.
+   */
+  private regossipStale(): void {
+    const now = Date.now();
+    let sent = 0;
+    for (const e of this.pool.olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)) {
+      if (now - (this.regossipedAt.get(e.hash) ?? 0) < REGOSSIP_AFTER_MS) continue;
+      this.gossip.add(e.bytes);
+      this.regossipedAt.set(e.hash, now);
+      if (++sent === REGOSSIP_MAX_PER_ROUND) break;
+    }
+    for (const h of this.regossipedAt.keys()) if (!this.pool.has(h)) this.regossipedAt.delete(h);
+  }
+
+  private regossipTimer?: NodeJS.Timeout;
+  private readonly regossipedAt = new Map<string, number>();
+
   /** A client's transaction: admitted here, then gossiped to the other validators. */
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
     const result = await this.admit(bytes);

@@ -177,6 +177,16 @@ export class TxPool {
   }
 
   /** Arrival time of the oldest pending transaction, for the block-time cut; now when empty (nothing has waited). */
+  /** Pending transactions that arrived before `before` (ms), oldest first, at most `max`. */
+  olderThan(before: number, max: number): PoolEntry[] {
+    const out: PoolEntry[] = [];
+    for (const e of this.byHash.values()) {
+      if (e.addedAt >= before || out.length >= max) break;
+      out.push(e);
+    }
+    return out;
+  }
+
   oldestAddedAt(): number {
     for (const entry of this.byHash.values()) return entry.addedAt;
     return this.now();

@@ -65,7 +65,7 @@ test('--help of every command works from any cwd, also on the Node found on PATH
     [['cluster', 'status', '--help'], '--json'],
     [['node', '--help'], '--log-level'],
     [['keygen', '--help'], 'accountId'],
-    [['bench', '--help'], 'not available yet'],
+    [['bench', '--help'], '--backlog'],
   ];
   for (const [args, mention] of commands) {
     const run = await goodness(args);
@@ -93,10 +93,10 @@ test('keygen prints an account key pair that signs and verifies', async () => {
   assert.is.not(second.secretKey, key.secretKey, 'each run makes a new key');
 });
 
-test('bench is registered but not available yet: exit 2', async () => {
-  const run = await goodness(['bench', '--rpc', 'http://127.0.0.1:1']);
-  assert.is(run.code, 2);
-  assert.match(run.stderr, /not available yet/);
+test('bench against a node that is not there: a clear error, exit 1', async () => {
+  const run = await goodness(['bench', '--rpc', 'http://127.0.0.1:1', '--duration', '1']);
+  assert.is(run.code, 1);
+  assert.match(run.stderr, /cannot reach the node/);
 });
 
 test('cluster init --nodes 1: files, genesis, keys, --json shape', async () => {

@@ -1,0 +1,70 @@
+// Rate control, as Hyperledger Caliper names it: a fixed rate (transactions offered per
+// second, whatever the chain does), a fixed backlog (N transactions in flight: sent and not yet
+// committed), and maximum (as fast as the nodes admit, with their -32002 backpressure honoured).
+// A controller only says how many transactions may go now; the driver batches and sends them.
+
+export type RateSpec = { kind: 'rate'; tps: number } | { kind: 'backlog'; inFlight: number } | { kind: 'max' };
+
+export interface SendState {
+  /** ms since the clock started */
+  elapsedMs: number;
+  /** send attempts so far, retries included */
+  attempts: number;
+  /** sent and neither committed nor refused (in a request, admitted, or waiting to be retried) */
+  pending: number;
+  /** refused with -32002 and due to be sent again now */
+  readyRetries: number;
+}
+
+export interface RateController {
+  readonly spec: RateSpec;
+  /** How many transactions (retries first, then new ones) may be sent now. */
+  allowance(s: SendState): number;
+}
+
+/**
+ * Attempt i goes at i / tps seconds: a retry takes a slot as a new transaction would, so the
+ * offered load never exceeds the rate, and a driver that fell behind catches up at once.
+ */
+export class FixedRate implements RateController {
+  readonly spec: RateSpec;
+  constructor(readonly tps: number) {
+    if (!(tps > 0)) throw new RangeError('a fixed rate is a positive number of transactions per second');
+    this.spec = { kind: 'rate', tps };
+  }
+  allowance(s: SendState): number {
+    return Math.max(0, Math.floor((this.tps * s.elapsedMs) / 1000) - s.attempts);
+  }
+}
+
+/** Keeps `inFlight` transactions sent and not yet committed; a retry does not add to the backlog. */
+export class FixedBacklog implements RateController {
+  readonly spec: RateSpec;
+  constructor(readonly inFlight: number) {
+    if (!(inFlight >= 1)) throw new RangeError('a backlog is at least 1 transaction');
+    this.spec = { kind: 'backlog', inFlight };
+  }
+  allowance(s: SendState): number {
+    return Math.max(0, this.inFlight - s.pending) + s.readyRetries;
+  }
+}
+
+/** No limit of its own: the driver's requests in flight per node and the nodes' -32002 set the pace. */
+export class MaxRate implements RateController {
+  readonly spec: RateSpec = { kind: 'max' };
+  allowance(): number {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+export function controllerFor(spec: RateSpec): RateController {
+  if (spec.kind === 'rate') return new FixedRate(spec.tps);
+  if (spec.kind === 'backlog') return new FixedBacklog(spec.inFlight);
+  return new MaxRate();
+}
+
+export function describeRate(spec: RateSpec): string {
+  if (spec.kind === 'rate') return `fixed rate ${spec.tps} tx/s`;
+  if (spec.kind === 'backlog') return `fixed backlog of ${spec.inFlight} in flight`;
+  return 'maximum rate (backpressure-limited)';
+}

@@ -1,0 +1,242 @@
+// The report of spec/cli.md: `{limits, runs: [{workload, validators, committedTps, latencyMs:
+// {p50, p95, p99, max}, sent, committed, rejected, bound}]}`, plus what a reader needs to trust
+// the figures (rejections by code, backpressure, transactions left unresolved, the timeline).
+import { Code } from '../../state/codes.ts';
+import { TxState, type DriveResult } from './driver.ts';
+import type { Limits } from './limits.ts';
+import { describeRate, type RateSpec } from './rate.ts';
+import { summarize, TimelineBuilder, type LatencySummary, type TimelineSecond } from './stats.ts';
+
+export const REPORT_VERSION = 1;
+
+export interface RunReport {
+  /** a short label: "kv, 1 validator" */
+  name: string;
+  workload: 'kv' | 'goodness';
+  validators: number;
+  /** null when the run was skipped */
+  committedTps: number | null;
+  latencyMs: LatencySummary | null;
+  /** transactions sent at least once */
+  sent: number;
+  /** committed with status ok */
+  committed: number;
+  /** refused at admission or rejected in a block */
+  rejected: number;
+  /** the run's own limit, in transactions per second (see boundBy) */
+  bound: number | null;
+  boundBy: string;
+  /** committedTps / bound */
+  ratio: number | null;
+  /** set when the run did not happen: why */
+  skipped?: string;
+  rate: RateSpec;
+  rateLabel: string;
+  durationSec: number;
+  /** from the first send to the last commit */
+  elapsedSec: number;
+  /** first sends per second over the sending window */
+  sendTps: number;
+  /** "-32001/5 EXPIRED": refused at admission with machine code 5; "block/15 OVER_CAP": rejected in a block; "-32003 duplicate" */
+  rejectedByCode: Record<string, number>;
+  rejectionSamples: Record<string, string>;
+  /** -32002 answers: each was sent again later */
+  backpressured: number;
+  transportErrors: number;
+  /** sent and still not committed nor refused when the run stopped waiting: never dropped silently */
+  unresolved: { admitted: number; backpressured: number; unknown: number };
+  exhaustedAtSec: number | null;
+  blocks: number;
+  nodes: string[];
+  startedAt: string;
+  timeline: TimelineSecond[];
+  notes: string[];
+}
+
+export interface BenchReport {
+  tool: 'goodness bench';
+  version: number;
+  createdAt: string;
+  /** the limits of the machine the driver ran on, measured in this run */
+  limits: Limits;
+  runs: RunReport[];
+}
+
+const CODE_NAMES = new Map<number, string>(Object.entries(Code).map(([name, code]) => [code, name]));
+const RPC_NAMES: Record<string, string> = {
+  '-32002': 'pool full',
+  '-32003': 'duplicate',
+  '-32004': 'not found',
+  '-32006': 'request too large',
+  '-32600': 'invalid request',
+  '-32602': 'invalid params',
+  '-32603': 'internal error',
+};
+
+/** A refusal key with its name: "-32001/5" → "-32001/5 EXPIRED". */
+export function labelCode(key: string): string {
+  const m = /^(-32001|block)\/(\d+)$/.exec(key);
+  if (m) return `${key} ${CODE_NAMES.get(Number(m[2])) ?? 'unknown'}`;
+  return RPC_NAMES[key] ? `${key} ${RPC_NAMES[key]}` : key;
+}
+
+export interface RunMeta {
+  name: string;
+  workload: 'kv' | 'goodness';
+  validators: number;
+  bound: number;
+  boundBy: string;
+}
+
+/**
+ * Figures of one run. `executionRejected` maps a transaction's index to the code of a receipt
+ * with status "rejected": such a transaction committed but counts as rejected.
+ */
+export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map<number, { code: number; log: string }> = new Map()): RunReport {
+  const timeline = new TimelineBuilder();
+  const latencies: number[] = [];
+  const rejectedByCode: Record<string, number> = {};
+  const rejectionSamples: Record<string, string> = {};
+  const count = (key: string, sample: string | undefined) => {
+    const label = labelCode(key);
+    rejectedByCode[label] = (rejectedByCode[label] ?? 0) + 1;
+    if (sample !== undefined) rejectionSamples[label] ??= sample;
+  };
+  let committed = 0;
+  let rejected = 0;
+  let lastCommit = 0;
+  let lastFirstSend = 0;
+  for (let i = 0; i < d.state.length; i++) {
+    const first = d.firstSentAt[i]!;
+    if (!Number.isNaN(first)) {
+      timeline.sent(first);
+      if (first > lastFirstSend) lastFirstSend = first;
+    }
+    const s = d.state[i];
+    if (s === TxState.COMMITTED) {
+      const at = d.committedAt[i]!;
+      const refusedInBlock = executionRejected.get(i);
+      if (refusedInBlock) {
+        rejected++;
+        timeline.rejected(at);
+        count(`block/${refusedInBlock.code}`, refusedInBlock.log);
+        continue;
+      }
+      committed++;
+      const latency = at - d.sentAt[i]!;
+      latencies.push(latency);
+      timeline.committed(at, latency);
+      if (at > lastCommit) lastCommit = at;
+    } else if (s === TxState.REFUSED) {
+      rejected++;
+      timeline.rejected(d.sentAt[i]!);
+      const key = d.refusedWith.get(i) ?? 'unknown';
+      count(key, d.refusalSamples[key]);
+    }
+  }
+  d.backpressuredBySecond.forEach((c, s) => c && timeline.backpressured(s * 1000, c));
+  d.pendingBySecond.forEach((p, s) => timeline.pending(s * 1000 + 999, p));
+  const elapsedSec = lastCommit / 1000;
+  const committedTps = elapsedSec > 0 ? committed / elapsedSec : 0;
+  const sendWindow = Math.max(lastFirstSend, 1) / 1000;
+  const notes = [...d.notes];
+  if (d.exhaustedAtSec !== null) notes.push(`the ${d.state.length} prepared transactions ran out after ${d.exhaustedAtSec.toFixed(1)} s of the ${d.durationSec} s asked for: prepare more with --txs`);
+  const unresolved = d.unresolved.admitted + d.unresolved.backpressured + d.unresolved.unknown;
+  if (unresolved > 0) notes.push(`${unresolved} transactions were still unresolved when the run stopped waiting (${JSON.stringify(d.unresolved)})`);
+  return {
+    name: meta.name,
+    workload: meta.workload,
+    validators: meta.validators,
+    committedTps: Math.round(committedTps),
+    latencyMs: summarize(latencies),
+    sent: d.sent,
+    committed,
+    rejected,
+    bound: Math.round(meta.bound),
+    boundBy: meta.boundBy,
+    ratio: meta.bound > 0 ? Math.round((committedTps / meta.bound) * 1000) / 1000 : null,
+    rate: d.rate,
+    rateLabel: describeRate(d.rate),
+    durationSec: d.durationSec,
+    elapsedSec: Math.round(elapsedSec * 100) / 100,
+    sendTps: Math.round(d.sent / sendWindow),
+    rejectedByCode,
+    rejectionSamples,
+    backpressured: d.backpressured,
+    transportErrors: d.transportErrors,
+    unresolved: d.unresolved,
+    exhaustedAtSec: d.exhaustedAtSec === null ? null : Math.round(d.exhaustedAtSec * 10) / 10,
+    blocks: d.blocks,
+    nodes: d.nodes,
+    startedAt: new Date(d.startedAt).toISOString(),
+    timeline: timeline.build(),
+    notes,
+  };
+}
+
+/** A run that could not happen, with the reason, in the same shape. */
+export function skippedRun(meta: Omit<RunMeta, 'bound'> & { bound?: number }, rate: RateSpec, durationSec: number, reason: string): RunReport {
+  return {
+    name: meta.name,
+    workload: meta.workload,
+    validators: meta.validators,
+    committedTps: null,
+    latencyMs: null,
+    sent: 0,
+    committed: 0,
+    rejected: 0,
+    bound: meta.bound === undefined ? null : Math.round(meta.bound),
+    boundBy: meta.boundBy,
+    ratio: null,
+    skipped: reason,
+    rate,
+    rateLabel: describeRate(rate),
+    durationSec,
+    elapsedSec: 0,
+    sendTps: 0,
+    rejectedByCode: {},
+    rejectionSamples: {},
+    backpressured: 0,
+    transportErrors: 0,
+    unresolved: { admitted: 0, backpressured: 0, unknown: 0 },
+    exhaustedAtSec: null,
+    blocks: 0,
+    nodes: [],
+    startedAt: new Date().toISOString(),
+    timeline: [],
+    notes: [],
+  };
+}
+
+const fmt = (n: number | null | undefined, digits = 0) =>
+  n === null || n === undefined ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** The report's table in Markdown, as the README and the closing note show it. */
+export function markdownTable(report: BenchReport): string {
+  const l = report.limits;
+  const lines = [
+    `Machine: ${l.cores} cores (${l.cpu}), Node ${l.node}. Limits measured in this run: Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.`,
+    '',
+    '| run | rate control | committed tx/s | p50 ms | p95 ms | p99 ms | max ms | sent | committed | rejected | bound tx/s | ratio |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+  ];
+  for (const r of report.runs) {
+    if (r.skipped) {
+      lines.push(`| ${r.name} | ${r.rateLabel} | skipped: ${r.skipped.replace(/\|/g, '/').replace(/\n/g, ' ')} | | | | | | | | ${r.bound === null ? '' : fmt(r.bound)} (${r.boundBy}) | |`);
+      continue;
+    }
+    const L = r.latencyMs!;
+    lines.push(
+      `| ${r.name} | ${r.rateLabel} | ${fmt(r.committedTps)} | ${fmt(L.p50, 1)} | ${fmt(L.p95, 1)} | ${fmt(L.p99, 1)} | ${fmt(L.max, 1)} | ${fmt(r.sent)} | ${fmt(r.committed)} | ${fmt(r.rejected)} | ${fmt(r.bound)} (${r.boundBy}) | ${r.ratio === null ? '-' : r.ratio.toFixed(3)} |`,
+    );
+  }
+  const rejections = report.runs.filter((r) => Object.keys(r.rejectedByCode).length > 0);
+  if (rejections.length > 0) {
+    lines.push('', 'Rejections by code:');
+    for (const r of rejections) lines.push(`- ${r.name}: ${Object.entries(r.rejectedByCode).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}`);
+  }
+  const notes = report.runs.filter((r) => r.notes.length > 0);
+  if (notes.length > 0) lines.push('', 'Notes:');
+  for (const r of notes) for (const n of r.notes) lines.push(`- ${r.name}: ${n}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,135 @@
+// The figures of a bench report, checked by hand: nearest-rank percentiles, the per-second
+// timeline, what counts as committed or rejected, the comparison of two reports, rate control.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compareReports } from '../cluster/bench/compare.ts';
+import { TxState, type DriveResult } from '../cluster/bench/driver.ts';
+import type { Limits } from '../cluster/bench/limits.ts';
+import { FixedBacklog, FixedRate, MaxRate } from '../cluster/bench/rate.ts';
+import { analyzeRun, labelCode, markdownTable, skippedRun, type BenchReport } from '../cluster/bench/report.ts';
+import { percentile, summarize } from '../cluster/bench/stats.ts';
+
+test('nearest-rank percentiles of a hand-computed case', () => {
+  // 20 latencies; sorted: 1..10, 12, 14, 16, 18, 20, 25, 30, 40, 50, 100
+  const latencies = [50, 3, 12, 100, 1, 14, 2, 16, 4, 18, 5, 20, 6, 25, 7, 30, 8, 40, 9, 10];
+  // p50: rank ceil(0.5 x 20) = 10 -> 10; p95: rank 19 -> 50; p99: rank ceil(19.8) = 20 -> 100; p90: rank 18 -> 40
+  const s = summarize(latencies);
+  assert.is(s.p50, 10);
+  assert.is(s.p95, 50);
+  assert.is(s.p99, 100);
+  assert.is(s.max, 100);
+  assert.is(s.min, 1);
+  assert.is(s.avg, 19); // 380 / 20
+  const sorted = Float64Array.from(latencies).sort();
+  assert.is(percentile(sorted, 90), 40);
+  assert.is(percentile(sorted, 5), 1); // rank 1
+  assert.is(percentile(sorted, 5.0001), 2); // rank ceil(1.00002) = 2
+  assert.ok(Number.isNaN(percentile(new Float64Array(0), 50)));
+  assert.equal(summarize([]), { p50: 0, p95: 0, p99: 0, max: 0, avg: 0, min: 0 });
+  // One sample is every percentile.
+  assert.equal(summarize([7.25]), { p50: 7.3, p95: 7.3, p99: 7.3, max: 7.3, avg: 7.3, min: 7.3 });
+});
+
+/** A drive result for 6 transactions, as the driver records them. */
+function driveResult(): DriveResult {
+  const NaN_ = Number.NaN;
+  return {
+    startedAt: Date.parse('2026-01-01T00:00:00Z'),
+    durationSec: 2,
+    rate: { kind: 'rate', tps: 3 },
+    nodes: ['http://127.0.0.1:1'],
+    // 0, 1, 3 committed; 2 refused at admission; 4 committed but rejected in its block; 5 admitted, never committed
+    state: Uint8Array.from([TxState.COMMITTED, TxState.COMMITTED, TxState.REFUSED, TxState.COMMITTED, TxState.COMMITTED, TxState.ADMITTED]),
+    firstSentAt: Float64Array.from([0, 300, 600, 1000, 1300, 1600]),
+    sentAt: Float64Array.from([0, 350, 600, 1000, 1300, 1600]), // tx 1 was retried after -32002 at 350 ms
+    committedAt: Float64Array.from([100, 1150, NaN_, 1100, 1400, NaN_]),
+    refusedWith: new Map([[2, '-32001/5']]),
+    refusalSamples: { '-32001/5': 'transaction expired at height 3' },
+    sent: 6,
+    attempts: 7,
+    committed: 4,
+    refused: 1,
+    backpressuredBySecond: [1],
+    backpressured: 1,
+    transportErrors: 0,
+    pendingBySecond: [2, 1],
+    unresolved: { admitted: 1, backpressured: 0, unknown: 0 },
+    exhaustedAtSec: null,
+    lastCommitAt: 1400,
+    blocks: 3,
+    startHeight: 0,
+    endHeight: 3,
+    notes: [],
+  };
+}
+
+test('a run: committed, rejected by code, latency from the admitted send, timeline by second', () => {
+  const r = analyzeRun(driveResult(), { name: 'kv, 1 validator', workload: 'kv', validators: 1, bound: 100, boundBy: 'test' }, new Map([[4, { code: 15, log: 'over the daily cap' }]]));
+  assert.is(r.sent, 6);
+  assert.is(r.committed, 3); // 0, 1, 3: tx 4 committed but was rejected in its block
+  assert.is(r.rejected, 2);
+  assert.equal(r.rejectedByCode, { '-32001/5 EXPIRED': 1, 'block/15 OVER_CAP': 1 });
+  assert.is(r.rejectionSamples['block/15 OVER_CAP'], 'over the daily cap');
+  // latencies 100, 800 (1150 - 350), 100: p50 = rank 2 of [100, 100, 800]
+  assert.equal(r.latencyMs, { p50: 100, p95: 800, p99: 800, max: 800, avg: 333.3, min: 100 });
+  // three ok commits, the last at 1.15 s
+  assert.is(r.elapsedSec, 1.15);
+  assert.is(r.committedTps, Math.round(3 / 1.15));
+  assert.is(r.ratio, Math.round((3 / 1.15 / 100) * 1000) / 1000);
+  assert.equal(r.unresolved, { admitted: 1, backpressured: 0, unknown: 0 });
+  assert.ok(r.notes.some((n) => n.includes('1 transactions were still unresolved')));
+  assert.equal(
+    r.timeline.map((t) => [t.second, t.sent, t.committed, t.rejected, t.backpressured, t.p50, t.p99, t.pending]),
+    [
+      [0, 3, 1, 1, 1, 100, 100, 2],
+      [1, 3, 2, 1, 0, 100, 800, 1],
+    ],
+  );
+});
+
+test('refusal codes are named', () => {
+  assert.is(labelCode('-32001/3'), '-32001/3 BAD_SIGNATURE');
+  assert.is(labelCode('block/17'), 'block/17 INSUFFICIENT_POINTS');
+  assert.is(labelCode('-32003'), '-32003 duplicate');
+  assert.is(labelCode('-32099'), '-32099');
+});
+
+const limits: Limits = { ed25519VerifyPerSecPerCore: 10_000, blsAggregateVerifyPerSec: 900, rocksdbPutsPerSec: 500_000, libp2pMsgsPerSec: 20_000, cores: 2, cpu: 'test', node: 'v22' };
+
+test('compare: new / old per run, matched by name and rate; skipped runs say so', () => {
+  const meta = { name: 'kv, 1 validator', workload: 'kv' as const, validators: 1, bound: 100, boundBy: 'test' };
+  const oldRun = analyzeRun(driveResult(), meta);
+  const newRun = { ...oldRun, committedTps: oldRun.committedTps! * 2, latencyMs: { ...oldRun.latencyMs!, p50: oldRun.latencyMs!.p50 / 2 }, ratio: oldRun.ratio! * 2 };
+  const skipped = skippedRun({ name: 'kv, 4 validators', workload: 'kv', validators: 4, boundBy: 'test' }, { kind: 'max' }, 20, 'the cluster did not start');
+  const oldReport: BenchReport = { tool: 'goodness bench', version: 1, createdAt: 'then', limits, runs: [oldRun, skipped] };
+  const newReport: BenchReport = { tool: 'goodness bench', version: 1, createdAt: 'now', limits, runs: [newRun, skipped] };
+  const rows = compareReports(oldReport, newReport);
+  assert.is(rows[0]!.committedTps, 2);
+  assert.is(rows[0]!.p50, 0.5);
+  assert.is(rows[0]!.p99, 1);
+  assert.is(rows[0]!.ratioToBound, 2);
+  assert.is(rows[1]!.committedTps, null);
+  assert.is(rows[1]!.note, 'skipped now');
+  const table = markdownTable(newReport);
+  assert.match(table, /\| kv, 4 validators \| maximum rate \(backpressure-limited\) \| skipped: the cluster did not start/);
+  assert.match(table, /Ed25519 10,000 verify\/s per core/);
+});
+
+test('rate controllers: fixed rate by the clock, backlog by what is in flight, max unlimited', () => {
+  const rate = new FixedRate(1000);
+  assert.is(rate.allowance({ elapsedMs: 0, attempts: 0, pending: 0, readyRetries: 0 }), 0);
+  assert.is(rate.allowance({ elapsedMs: 10, attempts: 0, pending: 0, readyRetries: 0 }), 10);
+  assert.is(rate.allowance({ elapsedMs: 10, attempts: 7, pending: 7, readyRetries: 0 }), 3);
+  // retries take slots: the offered load never exceeds the rate
+  assert.is(rate.allowance({ elapsedMs: 10, attempts: 12, pending: 5, readyRetries: 4 }), 0);
+  const backlog = new FixedBacklog(100);
+  assert.is(backlog.allowance({ elapsedMs: 5, attempts: 0, pending: 0, readyRetries: 0 }), 100);
+  assert.is(backlog.allowance({ elapsedMs: 5, attempts: 100, pending: 100, readyRetries: 0 }), 0);
+  // a retry does not grow the backlog: it is already counted in flight
+  assert.is(backlog.allowance({ elapsedMs: 5, attempts: 100, pending: 100, readyRetries: 20 }), 20);
+  assert.is(new MaxRate().allowance(), Number.POSITIVE_INFINITY);
+  assert.throws(() => new FixedRate(0));
+  assert.throws(() => new FixedBacklog(0));
+});
+
+test.run();
