@@ -57,9 +57,16 @@ function certificateAnswer(c: CommitCertificate): CommitCertificate {
   return { number: c.number, blockHash: c.blockHash, view: c.view, signers: [...c.signers], aggregateSignature: c.aggregateSignature };
 }
 
+/**
+ * The decoded envelope of tx.md. Machines whose transactions are not JSON (the kv machine's
+ * `key=value`) get `{raw: "0x..."}`, so that these methods answer on every chain.
+ */
 function decodeStoredTx(bytes: Uint8Array): TxEnvelope {
-  // Stored bytes were admitted as canonical JSON (tx.md), so this parse cannot fail on a sound store.
-  return JSON.parse(fromUtf8(bytes)) as TxEnvelope;
+  try {
+    return JSON.parse(fromUtf8(bytes)) as TxEnvelope;
+  } catch {
+    return { raw: to0x(bytes) } as unknown as TxEnvelope;
+  }
 }
 
 async function blockAnswer(api: NodeApi, block: StoredBlock, includeTransactions: boolean): Promise<BlockAnswer> {
