@@ -37,6 +37,9 @@ export interface PbftEngineOptions {
 }
 
 const TX_FETCH_TIMEOUT_MS = 2_000;
+/** rounds of asking peers for a proposal's missing transactions (a restarted node may not be connected to all yet) */
+const TX_FETCH_ROUNDS = 3;
+const TX_FETCH_RETRY_MS = 500;
 /**
  * Before this node votes for a block (or proposes it), it keeps the block's transactions under
  * `txs/<height>/<hash>` beside its vote records: after a crash its pool is gone, and PBFT may
@@ -208,6 +211,12 @@ export class PbftEngine implements ConsensusEngine {
       if (d.fault && d.from >= 0 && d.from !== this.o.index) transport.penalize(d.from, d.reason);
     }
     for (const a of r.abandon) this.o.pipeline.forget(a.hash);
+    if (r.abandon.length > 0) {
+      // The abandoned blocks' transactions are proposable again, though a build may have told
+      // the core there was nothing left (morePending false above): tell it again.
+      this.pendingReported = false;
+      this.reportPending();
+    }
     // Commits in height order, each durable before the next.
     for (const c of r.commit) await this.withMachine(() => this.commit(c.hash, c.certificate));
     if (r.commit.length > 0) this.reportPending();
@@ -241,7 +250,27 @@ export class PbftEngine implements ConsensusEngine {
     }
     if (proposal) await this.keepBlockTxs(height, proposal.block.hash, proposal.txs);
     const block = proposal ? { hash: proposal.block.hash, payload: encodePayload({ header: proposal.block.header, txHashes: proposal.block.txHashes }) } : null;
-    this.enqueue({ type: 'proposalBuilt', view, height, parentHash, block, morePending: this.o.pipeline.pool.size > (proposal?.block.txHashes.length ?? 0) });
+    // A transaction stays in the pool until its block commits, so pool.size also counts the
+    // ones already in uncommitted blocks. Reporting those as pending made the core ask for the
+    // next height at once, get null (nothing left to reap), be told "more pending" again and
+    // ask again: a loop of microtasks only, which starved the node's sockets and timers for
+    // good (the leader stopped answering RPC and peers; found by test/cluster-commit.test.ts).
+    // After a null build nothing can be proposed now: a new transaction or a commit reports
+    // pending work again (reportPending).
+    const morePending = proposal !== null && this.hasUnproposedTxs();
+    this.pendingReported = morePending;
+    this.enqueue({ type: 'proposalBuilt', view, height, parentHash, block, morePending });
+  }
+
+  /** Whether the pool holds a transaction that no uncommitted (speculative) block carries. */
+  private hasUnproposedTxs(): boolean {
+    const pool = this.o.pipeline.pool;
+    if (pool.size === 0) return false;
+    const inFlight = this.o.pipeline.inFlightTxs();
+    if (pool.size > inFlight.size) return true;
+    let inPool = 0;
+    for (const h of inFlight) if (pool.has(h)) inPool++;
+    return pool.size > inPool;
   }
 
   /** Gathers a proposal's transactions (pool, then gossip, then the proposer), executes it, compares headers. */
@@ -288,20 +317,53 @@ export class PbftEngine implements ConsensusEngine {
       found = lookup();
     }
     const missing = hashes.filter((h, i) => !found[i] && !fetched.has(h));
-    if (missing.length > 0) {
-      if (proposer === this.o.index) throw new Error('own proposal names transactions this node does not hold');
-      const bytes = await fetchTxs(this.o.transport, proposer, missing, TX_FETCH_TIMEOUT_MS);
-      bytes.forEach((b, i) => b && fetched.set(missing[i]!, b));
-    }
+    if (missing.length > 0) for (const [h, b] of await this.fetchMissingTxs(missing, proposer)) fetched.set(h, b);
     return hashes.map((h, i) => {
       const e = found[i];
       if (e) return { hash: h, bytes: e.bytes, checked: e.checked };
       const b = fetched.get(h);
       if (!b) throw new Error(`transaction ${h} is unavailable`);
-      if (txHash(b) !== h) throw new Error(`the proposer sent other bytes for transaction ${h}`);
+      if (txHash(b) !== h) throw new Error(`a peer sent other bytes for transaction ${h}`);
       // Bytes from a peer are checked by the machine at execution (signature included).
       return { hash: h, bytes: b };
     });
+  }
+
+  /**
+   * Transactions this node lacks, from the proposer first, then from every other connected
+   * validator at once, a few rounds apart. Asking the header's proposer alone is not enough: a
+   * block re-proposed after a view change names the leader that first proposed it, which may
+   * be dead, and a restarted node has lost its pool. Refusing the block then is for good (the
+   * core never votes for a block it was told is invalid), and a 4-node cluster with one node
+   * down stalled (test/cluster-quorum-loss.test.ts). Any validator that validated it holds them.
+   */
+  private async fetchMissingTxs(missing: string[], proposer: number): Promise<Map<string, Uint8Array>> {
+    const { transport, logger } = this.o;
+    const fetched = new Map<string, Uint8Array>();
+    const ask = async (peer: number, wanted: string[]): Promise<void> => {
+      try {
+        const bytes = await fetchTxs(transport, peer, wanted, TX_FETCH_TIMEOUT_MS);
+        bytes.forEach((b, i) => {
+          if (!b) return;
+          if (txHash(b) !== wanted[i]) return transport.penalize(peer, 'wrong-tx-bytes');
+          fetched.set(wanted[i]!, b);
+        });
+      } catch (err) {
+        logger.debug({ peer, err: String(err) }, 'transaction fetch failed');
+      }
+    };
+    const stillMissing = () => missing.filter((h) => !fetched.has(h));
+    for (let round = 0; round < TX_FETCH_ROUNDS && stillMissing().length > 0; round++) {
+      if (round > 0) await new Promise((r) => setTimeout(r, TX_FETCH_RETRY_MS));
+      const connected = transport.peers().filter((p) => p.connected).map((p) => p.validatorIndex);
+      if (round === 0 && proposer !== this.o.index && connected.includes(proposer)) await ask(proposer, stillMissing());
+      const wanted = stillMissing();
+      if (wanted.length === 0) break;
+      await Promise.all(connected.filter((i) => i !== this.o.index && (round > 0 || i !== proposer)).map((peer) => ask(peer, wanted)));
+      const got = wanted.length - stillMissing().length;
+      if (got > 0) logger.info({ proposer, round, fetched: got, missing: stillMissing().length }, 'fetched a proposal\'s transactions from validators other than its proposer');
+    }
+    return fetched;
   }
 
   /** Fetches certified blocks until `target`, checking each certificate and header before applying it. */

@@ -42,7 +42,9 @@ import { DEFAULT_LIMITS, emptyReady } from './types.ts';
 import { checkCommitCert, checkNewView, checkViewChange, kthLargest, leaderOf, maxFaulty, quorumSize, selectReproposals, type CheckContext, type CheckedNewView } from './view-change.ts';
 import { VoteTable } from './votes.ts';
 
+/** A block as its content: two payloads under one hash are two entries (one of them is fake). */
 interface BlockInfo {
+  key: string;
   height: number;
   hash: Hash;
   parentHash: Hash;
@@ -58,7 +60,7 @@ interface Slot {
   height: number;
   blocks: Map<Hash, BlockInfo>;
   /** the pre-prepare (or forced re-proposal) accepted in the current view: at most one per view */
-  pp: { view: number; hash: Hash } | null;
+  pp: { view: number; hash: Hash; digest: Hash } | null;
   /** our own pre-prepare, kept to send again */
   ppMsg: PrePrepare | null;
   /** PREPAREs and PRECOMMITs of the current view */
@@ -70,6 +72,12 @@ interface Slot {
   decided: Hash | null;
   decidedView: number | null;
   certificate: CommitCertificate | null;
+  /**
+   * Certificates from peers (CERTIFICATE, VIEW-CHANGE, NEW-VIEW): chain.md's commit message
+   * binds the hash but not the height, so a certificate's number is believed only once the
+   * driver has validated a block with that hash at that height.
+   */
+  claimed: Map<Hash, CommitCertificate>;
   sentCommit: boolean;
   /** last time this replica did something for this height (for retransmission) */
   lastActivity: number;
@@ -85,7 +93,14 @@ interface InstalledNewView {
 }
 
 const MAX_BLOCKS_PER_SLOT = 8;
+const MAX_CLAIMED_PER_SLOT = 4;
 const MAX_CHECKED_VIEW_CHANGES = 256;
+/** committed hashes remembered, to check the committed heights that VIEW-CHANGEs claim */
+const COMMITTED_HASHES_KEPT = 1024;
+
+function contentKey(hash: Hash, digest: Hash): string {
+  return hash + digest.slice(2);
+}
 
 export class Replica {
   private readonly me: number;
@@ -107,6 +122,7 @@ export class Replica {
   private committedHash: Hash;
   private committedCert: CommitCertificate | null;
   private readonly recentCerts = new Map<number, CommitCertificate>();
+  private readonly committedHashes = new Map<number, Hash>();
 
   private view = 0;
   private changing = false;
@@ -125,6 +141,7 @@ export class Replica {
   private readonly peerView = new Map<number, number>();
   private readonly peerHeight = new Map<number, number>();
   private myVC: ViewChange | null = null;
+  private lastVCSentAt = -Infinity;
   private readonly checkedVCs = new Map<string, string | null>();
 
   private building: BuildRequest | null = null;
@@ -134,6 +151,7 @@ export class Replica {
   private deadlines = new Map<TimerId, number>();
   private forceTimers = new Set<TimerId>();
   private syncTarget = 0;
+  private syncQuietUntil = 0;
   private readonly lastReply = new Map<string, { key: number; at: number }>();
   private deferred = new Map<number, Message[]>();
   private replayNeeded = false;
@@ -159,6 +177,7 @@ export class Replica {
     this.committedCert = persisted.committedCertificate;
     if ((this.committedCert === null) !== (this.committedHeight === 0)) throw new Error('the committed tip needs its certificate (none at genesis)');
     if (this.committedCert) this.recentCerts.set(this.committedHeight, this.committedCert);
+    this.committedHashes.set(this.committedHeight, this.committedHash);
     this.proposeNext = this.committedHeight + 1;
     this.restore(persisted.records);
   }
@@ -177,7 +196,7 @@ export class Replica {
     this.forceTimers.clear();
     switch (event.type) {
       case 'start':
-        if (this.changing) this.broadcast(this.myViewChange());
+        if (this.changing) this.sendViewChange();
         if (this.syncTarget > this.committedHeight) this.out.sync = { targetHeight: this.syncTarget };
         break;
       case 'message':
@@ -198,6 +217,9 @@ export class Replica {
       case 'pendingWork':
         if (this.pendingWork !== event.pending) this.touch();
         this.pendingWork = event.pending;
+        break;
+      case 'syncDone':
+        this.onSyncDone();
         break;
     }
     this.settle();
@@ -279,8 +301,8 @@ export class Replica {
       const slot = this.slotIfInWindow(h);
       if (!slot) continue;
       this.addBlock(slot, { height: h, hash: cert.hash, parentHash: cert.parentHash, digest: cert.digest, payload: cert.payload! });
-      if (!this.changing && cert.view === this.view && (!slot.pp || slot.pp.hash === cert.hash)) {
-        slot.pp = { view: this.view, hash: cert.hash };
+      if (!this.changing && cert.view === this.view && (!slot.pp || (slot.pp.hash === cert.hash && slot.pp.digest === cert.digest))) {
+        slot.pp = { view: this.view, hash: cert.hash, digest: cert.digest };
         slot.localPrepared = true;
       }
     }
@@ -288,7 +310,7 @@ export class Replica {
       const slot = this.slotIfInWindow(h);
       if (slot) slot.decided = hash;
       // Decided but its payload lost with the crash: peers that committed it can send it.
-      if (slot && !slot.blocks.has(hash)) this.syncTarget = Math.max(this.syncTarget, h);
+      if (slot && this.withHash(slot, hash).length === 0) this.syncTarget = Math.max(this.syncTarget, h);
     }
     if (this.nv) for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) if (this.nv.byHeight.has(h)) this.slot(h);
     let top = Math.max(this.committedHeight, this.nv?.top ?? 0);
@@ -324,10 +346,6 @@ export class Replica {
     return true;
   }
 
-  private quorumAt(height: number): number {
-    return quorumSize(this.setAt(height)!.length);
-  }
-
   private timeoutMs(): number {
     return this.baseTimeoutMs * 2 ** Math.min(this.failedViews, this.maxDoublings);
   }
@@ -355,6 +373,7 @@ export class Replica {
         decided: null,
         decidedView: null,
         certificate: null,
+        claimed: new Map(),
         sentCommit: false,
         lastActivity: this.now,
       };
@@ -365,12 +384,13 @@ export class Replica {
     return s;
   }
 
-  private addBlock(slot: Slot, b: Omit<BlockInfo, 'validation' | 'sent'>, validation: BlockInfo['validation'] = 'none', sent = false): BlockInfo {
-    let cur = slot.blocks.get(b.hash);
+  private addBlock(slot: Slot, b: Omit<BlockInfo, 'validation' | 'sent' | 'key'>, validation: BlockInfo['validation'] = 'none', sent = false): BlockInfo {
+    const key = contentKey(b.hash, b.digest);
+    let cur = slot.blocks.get(key);
     if (!cur) {
       if (slot.blocks.size >= MAX_BLOCKS_PER_SLOT) this.evictBlock(slot);
-      cur = { ...b, validation, sent };
-      slot.blocks.set(b.hash, cur);
+      cur = { ...b, key, validation, sent };
+      slot.blocks.set(key, cur);
       this.touch();
     } else if (validation === 'ok' && cur.validation !== 'ok') {
       cur.validation = 'ok';
@@ -380,24 +400,43 @@ export class Replica {
     return cur;
   }
 
-  private isProtected(slot: Slot, hash: Hash): boolean {
-    return slot.pp?.hash === hash || slot.decided === hash || slot.certificate?.blockHash === hash || this.preparedCerts.get(slot.height)?.hash === hash;
+  /** The entries under one hash (normally one; more only when a Byzantine leader sent a fake payload). */
+  private withHash(slot: Slot, hash: Hash): BlockInfo[] {
+    const out: BlockInfo[] = [];
+    for (const b of slot.blocks.values()) if (b.hash === hash) out.push(b);
+    return out;
+  }
+
+  /** The block with this hash that the driver executed: its header is checked, so is its height. */
+  private validated(slot: Slot | undefined, hash: Hash): BlockInfo | null {
+    if (!slot) return null;
+    for (const b of slot.blocks.values()) if (b.hash === hash && b.validation === 'ok') return b;
+    return null;
+  }
+
+  private isProtected(slot: Slot, b: BlockInfo): boolean {
+    const cert = this.preparedCerts.get(slot.height);
+    return (slot.pp?.hash === b.hash && slot.pp.digest === b.digest) || slot.decided === b.hash || slot.certificate?.blockHash === b.hash || slot.claimed.has(b.hash) || (cert?.hash === b.hash && cert.digest === b.digest);
   }
 
   private evictBlock(slot: Slot): void {
     for (const b of slot.blocks.values()) {
-      if (!this.isProtected(slot, b.hash)) {
+      if (!this.isProtected(slot, b)) {
         this.removeBlock(slot, b);
         return;
       }
     }
   }
 
-  /** Forgets a block and every known descendant; the driver drops their speculative state. */
+  /**
+   * Forgets a block; once no entry under its hash is left, every known descendant goes too and
+   * the driver drops their speculative state.
+   */
   private removeBlock(slot: Slot, b: BlockInfo): void {
-    if (!slot.blocks.delete(b.hash)) return;
-    if (b.sent) this.out.abandon.push({ height: b.height, hash: b.hash });
+    if (!slot.blocks.delete(b.key)) return;
     this.touch();
+    if (this.withHash(slot, b.hash).length > 0) return;
+    if (b.sent) this.out.abandon.push({ height: b.height, hash: b.hash });
     const child = this.slots.get(b.height + 1);
     if (child) for (const c of [...child.blocks.values()]) if (c.parentHash === b.hash) this.removeBlock(child, c);
   }
@@ -405,9 +444,9 @@ export class Replica {
   private installReproposal(slot: Slot, rp: Reproposal): void {
     const digest = contentDigest(rp.parentHash, rp.payload);
     this.addBlock(slot, { height: rp.height, hash: rp.hash, parentHash: rp.parentHash, digest, payload: rp.payload });
-    slot.pp = { view: this.view, hash: rp.hash };
+    slot.pp = { view: this.view, hash: rp.hash, digest };
     const cert = this.preparedCerts.get(rp.height);
-    if (cert && cert.view === this.view && cert.hash === rp.hash) slot.localPrepared = true;
+    if (cert && cert.view === this.view && cert.hash === rp.hash && cert.digest === digest) slot.localPrepared = true;
     this.touch();
   }
 
@@ -502,8 +541,11 @@ export class Replica {
   }
 
   private dispatch(from: number, msg: Message): void {
-    const height = msg.type === 'view-change' ? msg.committedHeight + 1 : msg.type === 'new-view' ? null : msg.type === 'certificate' ? msg.certificate.number : msg.height;
-    if (!this.isValidator(from, height)) return this.drop(from, 'not-validator', true);
+    // CERTIFICATE and NEW-VIEW prove themselves: any validator may relay them, even one of a
+    // set this replica has not reached yet (a new validator answering a lagging one).
+    const selfProving = msg.type === 'certificate' || msg.type === 'new-view';
+    const height = msg.type === 'view-change' ? msg.committedHeight + 1 : selfProving ? null : msg.height;
+    if (selfProving ? from < 0 : !this.isValidator(from, height)) return this.drop(from, 'not-validator', true);
     switch (msg.type) {
       case 'pre-prepare':
         return this.onPrePrepare(from, msg);
@@ -535,11 +577,13 @@ export class Replica {
    * (answered with what the sender lacks), too far ahead (dropped), not yet (deferred), or now.
    */
   private admit(from: number, msg: PrePrepare | Prepare | Precommit): boolean {
+    this.noteView(from, msg.view);
     if (msg.view > this.view + this.limits.maxViewAhead) {
-      this.drop(from, 'far-future', true, `view ${msg.view}`);
+      // Views grow for the life of a chain: a replica far behind (a new validator, one that only
+      // listened) sees honest peers there. Counted, not a fault; their NEW-VIEW brings it along.
+      this.drop(from, 'far-future', false, `view ${msg.view}`);
       return false;
     }
-    this.noteView(from, msg.view);
     this.noteHeight(from, msg.height);
     if (msg.height <= this.committedHeight) {
       this.replyBehind(from, msg.height);
@@ -580,22 +624,24 @@ export class Replica {
       return this.drop(from, 'conflicts-new-view', true, `height ${h} is fixed by the new view`);
     }
     const slot = this.slot(h);
+    const digest = contentDigest(m.parentHash, m.payload);
     if (slot.pp) {
-      if (slot.pp.hash === m.hash) return;
+      if (slot.pp.hash === m.hash && slot.pp.digest === digest) return;
       return this.drop(from, 'equivocation', true, `second pre-prepare at view ${m.view} height ${h}`);
     }
     const mine = this.myPrepare.get(h);
-    if (mine && mine.view === m.view && mine.hash !== m.hash) return this.drop(from, 'equivocation', true, 'differs from the block this replica voted for before a restart');
+    if (mine && mine.view === m.view && (mine.hash !== m.hash || mine.digest !== digest)) return this.drop(from, 'equivocation', true, 'differs from the block this replica voted for before a restart');
     if (h - 1 === this.committedHeight) {
-      if (m.parentHash !== this.committedHash) return this.drop(from, 'bad-parent', true);
+      // Not a fault: an honest leader's proposal on a block that lost, seen late by a replica
+      // still in that old view (one that only listens does not change views) after it synced.
+      if (m.parentHash !== this.committedHash) return this.drop(from, 'bad-parent', false, `height ${h} on ${m.parentHash}, committed tip is ${this.committedHash}`);
     } else {
       const prev = this.slots.get(h - 1)?.pp;
       if (!prev) return this.defer(from, m);
-      if (prev.hash !== m.parentHash) return this.drop(from, 'bad-parent', true);
+      if (prev.hash !== m.parentHash) return this.drop(from, 'bad-parent', true, `height ${h} on ${m.parentHash}, the pre-prepare at ${h - 1} is ${prev.hash} (view ${prev.view})`);
     }
-    const digest = contentDigest(m.parentHash, m.payload);
     if (!this.config.crypto.verify(from, prepareSigningBytes(this.chainTag, m.view, h, m.hash, digest), m.sig)) return this.drop(from, 'bad-signature', true);
-    slot.pp = { view: m.view, hash: m.hash };
+    slot.pp = { view: m.view, hash: m.hash, digest };
     this.addBlock(slot, { height: h, hash: m.hash, parentHash: m.parentHash, digest, payload: m.payload });
     // The leader's pre-prepare is its PREPARE: same signing bytes, already checked.
     const leaderVote = { key: m.hash + digest, hash: m.hash, digest, sig: m.sig, verified: true };
@@ -658,13 +704,13 @@ export class Replica {
   /** README "View change": storing VIEW-CHANGEs, answering the ones from replicas behind. */
   private onViewChange(from: number, m: ViewChange): void {
     if (m.replica !== from) return this.drop(from, 'invalid-view-change', true, 'sent for another replica');
-    if (m.view > this.view + this.limits.maxViewAhead) return this.drop(from, 'far-future', true, `view ${m.view}`);
     this.noteView(from, m.view);
     if (m.committedHeight < this.committedHeight) this.replyBehind(from, m.committedHeight + 1);
     if (m.view < this.view || (m.view === this.view && !this.changing)) return this.replyNewView(from);
     const cur = this.latestVC.get(from);
     if (cur && (cur.view > m.view || (cur.view === m.view && cur.committedHeight >= m.committedHeight))) return;
     if (m.prepared.some((p) => p.payload === null)) return this.drop(from, 'invalid-view-change', true, 'a prepared certificate without its block');
+    if (this.checkClaim(m.committedHeight, m.committedHash) === 'mismatch') return this.drop(from, 'invalid-view-change', true, `claims another block committed at ${m.committedHeight}`);
     const bad = this.checkViewChangeCached(m);
     if (bad) return this.drop(from, 'invalid-view-change', true, bad);
     this.latestVC.set(from, m);
@@ -674,8 +720,7 @@ export class Replica {
 
   private onNewView(from: number, m: NewView): void {
     if (m.view < this.view || (m.view === this.view && !this.changing)) return;
-    if (m.view > this.view + this.limits.maxViewAhead) return this.drop(from, 'far-future', true, `view ${m.view}`);
-    const res = checkNewView(this.ctx, m, (vc) => this.checkViewChangeCached(vc));
+    const res = checkNewView(this.ctx, m, (vc) => (this.checkClaim(vc.committedHeight, vc.committedHash) === 'mismatch' ? `claims another block committed at ${vc.committedHeight}` : this.checkViewChangeCached(vc)));
     if (!res.ok) {
       if (res.unknownSet !== undefined) {
         this.defer(from, m);
@@ -692,10 +737,11 @@ export class Replica {
 
   private onValidated(height: number, hash: Hash, ok: boolean): void {
     const slot = this.slots.get(height);
-    const b = slot?.blocks.get(hash);
-    if (!slot || !b || b.validation !== 'requested') return;
+    // At most one entry per hash is being executed at a time (tryValidate), so this is the one.
+    const b = slot ? this.withHash(slot, hash).find((x) => x.validation === 'requested') : undefined;
+    if (!slot || !b) return;
     b.validation = ok ? 'ok' : 'bad';
-    if (!ok && slot.pp?.hash === hash && slot.pp.view === this.view && !this.changing) {
+    if (!ok && slot.pp?.hash === hash && slot.pp.digest === b.digest && slot.pp.view === this.view && !this.changing) {
       const set = this.setAt(height);
       if (set) this.drop(leaderOf(set, this.view), 'invalid-proposal', true, `block ${hash} at height ${height}`);
     }
@@ -724,7 +770,7 @@ export class Replica {
     const sig = this.config.crypto.sign(prepareSigningBytes(this.chainTag, this.view, h, e.block.hash, digest));
     this.myPrepare.set(h, { view: this.view, hash: e.block.hash, digest });
     this.persist({ kind: 'prepare', height: h, view: this.view, hash: e.block.hash, digest });
-    slot.pp = { view: this.view, hash: e.block.hash };
+    slot.pp = { view: this.view, hash: e.block.hash, digest };
     this.addBlock(slot, { height: h, hash: e.block.hash, parentHash: e.parentHash, digest, payload: e.block.payload }, 'ok', true);
     slot.prepares.add(this.me, { key: e.block.hash + digest, hash: e.block.hash, digest, sig, verified: true });
     const msg: PrePrepare = { type: 'pre-prepare', view: this.view, height: h, hash: e.block.hash, parentHash: e.parentHash, payload: e.block.payload, sig };
@@ -739,7 +785,7 @@ export class Replica {
   private parentUsable(h: number, parentHash: Hash): boolean {
     if (h - 1 === this.committedHeight) return parentHash === this.committedHash;
     const prev = this.slots.get(h - 1);
-    return prev?.pp?.hash === parentHash && prev.pp.view === this.view && prev.blocks.get(parentHash)?.validation === 'ok';
+    return prev?.pp?.hash === parentHash && prev.pp.view === this.view && prev.blocks.get(contentKey(prev.pp.hash, prev.pp.digest))?.validation === 'ok';
   }
 
   private onSyncedCommit(height: number, hash: Hash, parentHash: Hash, certificate: CommitCertificate): void {
@@ -748,8 +794,7 @@ export class Replica {
     const slot = this.slots.get(height);
     if (slot?.decided && slot.decided !== hash) return this.fatal(`synced block ${height} differs from the decided one`);
     // The driver applied this block itself: its own speculative copy, if any, is not abandoned.
-    const b = slot?.blocks.get(hash);
-    if (b) b.sent = false;
+    if (slot) for (const b of this.withHash(slot, hash)) b.sent = false;
     this.advanceCommitted(height, hash, certificate);
   }
 
@@ -768,8 +813,9 @@ export class Replica {
     else this.retransmit();
   }
 
+  /** Work that a stuck view must answer for. A pending sync is the driver's, not the leader's. */
   private hasWork(): boolean {
-    if (this.pendingWork || this.syncTarget > this.committedHeight) return true;
+    if (this.pendingWork) return true;
     for (const s of this.slots.values()) if (s.pp || s.decided || s.certificate) return true;
     return false;
   }
@@ -795,7 +841,7 @@ export class Replica {
         if (support >= quorumSize(set.length)) this.deadlines.set('progress', this.now + this.timeoutMs());
       }
     }
-    if (work || this.changing) {
+    if (work || this.changing || this.syncTarget > this.committedHeight) {
       if (!this.deadlines.has('retransmit')) this.deadlines.set('retransmit', this.now + this.retransmitMs);
     } else this.deadlines.delete('retransmit');
   }
@@ -803,7 +849,8 @@ export class Replica {
   /** Sends again what a stuck height needs from this replica; asks for sync when blocked on a missing block. */
   private retransmit(): void {
     if (this.changing) {
-      this.broadcast(this.myViewChange());
+      // A VIEW-CHANGE may carry W payloads: sent again at a quarter of the timeout, not every tick.
+      if (this.now - this.lastVCSentAt >= Math.max(this.retransmitMs, this.timeoutMs() / 4)) this.sendViewChange();
     } else {
       for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) {
         const slot = this.slots.get(h);
@@ -825,8 +872,7 @@ export class Replica {
     }
     const next = this.slots.get(this.committedHeight + 1);
     const wanted = next?.certificate?.blockHash ?? next?.decided;
-    if (wanted && !next!.blocks.has(wanted)) this.requestSync(this.committedHeight + 1);
-    if (this.syncTarget > this.committedHeight) this.out.sync = { targetHeight: this.syncTarget };
+    if (wanted && !this.validated(next, wanted) && !this.withHash(next!, wanted).some((b) => b.validation !== 'bad')) this.requestSync(this.committedHeight + 1);
   }
 
   // ===========================================================================================
@@ -872,14 +918,16 @@ export class Replica {
   /** The driver executes a block only on a state it has: the committed tip or a validated parent. */
   private parentValidated(h: number, parentHash: Hash): boolean {
     if (h - 1 === this.committedHeight) return parentHash === this.committedHash;
-    return this.slots.get(h - 1)?.blocks.get(parentHash)?.validation === 'ok';
+    return this.validated(this.slots.get(h - 1), parentHash) !== null;
   }
 
   private tryValidate(slot: Slot): void {
     for (const b of slot.blocks.values()) {
       if (b.validation !== 'none') continue;
-      const wanted = (slot.pp?.view === this.view && slot.pp.hash === b.hash) || slot.decided === b.hash;
+      const wanted = (slot.pp?.view === this.view && slot.pp.hash === b.hash && slot.pp.digest === b.digest) || slot.decided === b.hash || slot.claimed.has(b.hash);
       if (!wanted || !this.parentValidated(slot.height, b.parentHash)) continue;
+      // One execution per hash at a time; another entry under it is tried only if this one fails.
+      if (this.withHash(slot, b.hash).some((x) => x.validation === 'requested' || x.validation === 'ok')) continue;
       b.validation = 'requested';
       b.sent = true;
       this.out.validate.push({ height: b.height, hash: b.hash, parentHash: b.parentHash, payload: b.payload });
@@ -889,7 +937,7 @@ export class Replica {
 
   private currentBlock(slot: Slot): BlockInfo | null {
     if (this.changing || !slot.pp || slot.pp.view !== this.view) return null;
-    return slot.blocks.get(slot.pp.hash) ?? null;
+    return slot.blocks.get(contentKey(slot.pp.hash, slot.pp.digest)) ?? null;
   }
 
   /**
@@ -901,7 +949,7 @@ export class Replica {
     if (!b || b.validation !== 'ok' || slot.prepares.has(this.me) || !this.isMember(slot.height)) return;
     const h = slot.height;
     const mine = this.myPrepare.get(h);
-    if (mine && mine.view === this.view && mine.hash !== b.hash) return;
+    if (mine && mine.view === this.view && (mine.hash !== b.hash || mine.digest !== b.digest)) return;
     if (h - 1 === this.committedHeight) {
       if (b.parentHash !== this.committedHash) return;
     } else if (this.slots.get(h - 1)?.prepares.get(this.me)?.hash !== b.parentHash) return;
@@ -985,8 +1033,8 @@ export class Replica {
   /** COMMIT (chain.md's signature) only for a decided block this replica executed itself. */
   private tryCommitVote(slot: Slot): void {
     if (!slot.decided || slot.sentCommit || !this.isMember(slot.height)) return;
-    const b = slot.blocks.get(slot.decided);
-    if (!b || b.validation !== 'ok') return;
+    const b = this.validated(slot, slot.decided);
+    if (!b) return;
     const h = slot.height;
     const sig = this.config.crypto.sign(commitSigningBytes(b.hash));
     if (this.myDecided.get(h) !== b.hash) {
@@ -1005,6 +1053,13 @@ export class Replica {
   private tryCertify(slot: Slot): void {
     if (slot.certificate) return;
     const h = slot.height;
+    for (const [hash, cert] of slot.claimed) {
+      if (!this.validated(slot, hash)) continue;
+      slot.certificate = cert;
+      this.markDecided(h, hash, null);
+      this.touch();
+      return;
+    }
     const set = this.setAt(h)!;
     const q = quorumSize(set.length);
     for (const key of slot.commits.keysWithAtLeast(q)) {
@@ -1019,19 +1074,25 @@ export class Replica {
     }
   }
 
-  /** A decided block decides its ancestors (README "Why the re-proposals chain"). */
+  /**
+   * Records a decision proven for this height: a quorum of PRECOMMITs or of COMMITs at it, or a
+   * certificate for a block executed at it. A decided block decides its ancestors (README "Why
+   * the re-proposals chain"); the walk follows only executed blocks, whose parent links the
+   * driver has checked.
+   */
   private markDecided(h: number, hash: Hash, view: number | null): void {
     let height = h;
     let want = hash;
     while (height > this.committedHeight) {
       const slot = this.slotIfInWindow(height);
       if (!slot) return;
-      if (slot.decided === want) return;
-      if (slot.decided) return this.fatal(`two blocks decided at height ${height}: ${slot.decided} and ${want}`);
-      slot.decided = want;
-      if (height === h && view !== null) slot.decidedView = view;
-      this.touch();
-      const b = slot.blocks.get(want);
+      if (slot.decided && slot.decided !== want) return this.fatal(`two blocks decided at height ${height}: ${slot.decided} and ${want}`);
+      if (slot.decided !== want) {
+        slot.decided = want;
+        if (height === h && view !== null) slot.decidedView = view;
+        this.touch();
+      }
+      const b = this.validated(slot, want);
       if (!b) return;
       height--;
       want = b.parentHash;
@@ -1046,10 +1107,13 @@ export class Replica {
       const slot = this.slots.get(h);
       const cert = slot?.certificate;
       if (!slot || !cert) return;
-      const b = slot.blocks.get(cert.blockHash);
-      if (!b) return this.requestSync(h);
-      if (b.validation === 'bad') return this.fatal(`block ${cert.blockHash} at ${h} has a certificate but failed local execution`);
-      if (b.validation !== 'ok') return;
+      const b = this.validated(slot, cert.blockHash);
+      if (!b) {
+        // Not at hand, or only a payload that fails (possibly a fake one): fetch the block. A
+        // real one that fails here too is for the driver's sync to report (non-determinism).
+        if (!this.withHash(slot, cert.blockHash).some((x) => x.validation !== 'bad')) this.requestSync(h);
+        return;
+      }
       if (b.parentHash !== this.committedHash) return this.fatal(`certified block at ${h} does not extend the committed chain`);
       this.out.commit.push({ height: h, hash: b.hash, certificate: cert });
       b.sent = false;
@@ -1067,6 +1131,8 @@ export class Replica {
     this.committedCert = cert;
     this.recentCerts.set(h, cert);
     for (const k of this.recentCerts.keys()) if (k <= h - 4 * this.W) this.recentCerts.delete(k);
+    this.committedHashes.set(h, hash);
+    this.committedHashes.delete(h - COMMITTED_HASHES_KEPT);
     for (const map of [this.myPrepare, this.myPrecommit, this.myDecided, this.preparedCerts] as Map<number, unknown>[]) {
       for (const k of map.keys()) if (k <= h) map.delete(k);
     }
@@ -1093,7 +1159,10 @@ export class Replica {
     if (this.nv && h <= this.nv.top) return;
     const slot = this.slot(h);
     if (slot.pp) {
-      if (slot.pp.view === this.view) this.proposeNext = h + 1;
+      if (slot.pp.view === this.view) {
+        this.proposeNext = h + 1;
+        this.touch();
+      }
       return;
     }
     const mine = this.myPrepare.get(h);
@@ -1108,37 +1177,47 @@ export class Replica {
   // ===========================================================================================
   // Certificates learnt from peers, and catch-up
 
+  /**
+   * A certificate from a peer (checked: a quorum signed its hash). Its number is only a claim
+   * (chain.md's commit message does not cover the height), so it is kept aside until a block
+   * with that hash is executed at that height (tryCertify), and otherwise asks for a sync, whose
+   * driver checks the headers it fetches.
+   */
   private learnCertificate(cert: CommitCertificate): void {
     const h = cert.number;
     if (h <= this.committedHeight) return;
     const slot = this.slotIfInWindow(h);
-    if (slot && !slot.certificate) {
-      slot.certificate = cert;
-      this.markDecided(h, cert.blockHash, null);
+    if (slot && !slot.certificate && !slot.claimed.has(cert.blockHash) && slot.claimed.size < MAX_CLAIMED_PER_SLOT) {
+      slot.claimed.set(cert.blockHash, cert);
       this.touch();
     }
-    // Certificates reach this path only from peers that think this replica is behind (or from a
-    // view change): anything but the very next block, or a block not at hand, is fetched by sync.
-    if (!slot || h > this.committedHeight + 1 || !this.chainKnown(h, cert.blockHash)) this.requestSync(h);
-  }
-
-  /** Whether the blocks from committed + 1 up to (h, hash) are all at hand. */
-  private chainKnown(h: number, hash: Hash): boolean {
-    let want = hash;
-    for (let height = h; height > this.committedHeight; height--) {
-      const b = this.slots.get(height)?.blocks.get(want);
-      if (!b) return false;
-      want = b.parentHash;
-    }
-    return want === this.committedHash;
+    if (!slot || h > this.committedHeight + 1 || !this.validated(slot, cert.blockHash)) this.requestSync(h);
   }
 
   private requestSync(target: number): void {
     const t = Math.max(target, this.committedHeight + 1);
-    if (t <= this.syncTarget) return;
+    if (t <= this.syncTarget || (this.now < this.syncQuietUntil && t <= this.syncTarget + this.W)) return;
     this.syncTarget = t;
     this.out.sync = { targetHeight: t };
     this.touch();
+  }
+
+  /** The driver found nothing more: the same target may be asked for again, after a pause. */
+  private onSyncDone(): void {
+    this.syncTarget = 0;
+    this.syncQuietUntil = this.now + this.retransmitMs;
+  }
+
+  /**
+   * Whether a committed height claimed by a VIEW-CHANGE agrees with this replica's chain: the
+   * claim's certificate proves its hash decided, not at which height, so a Byzantine replica
+   * could claim a higher one. 'unknown' above this replica's own committed height.
+   */
+  private checkClaim(height: number, hash: Hash): 'ok' | 'mismatch' | 'unknown' {
+    if (height > this.committedHeight) return 'unknown';
+    const mine = this.committedHashes.get(height);
+    if (mine === undefined) return height < this.committedHeight - COMMITTED_HASHES_KEPT + 1 ? 'ok' : 'unknown';
+    return mine === hash ? 'ok' : 'mismatch';
   }
 
   /** f + 1 peers voting beyond what this replica can buffer: at least one honest one is ahead. */
@@ -1173,6 +1252,11 @@ export class Replica {
     return vc;
   }
 
+  private sendViewChange(): void {
+    this.lastVCSentAt = this.now;
+    this.broadcast(this.myViewChange());
+  }
+
   /** Forget the votes of the view being left; blocks, decisions and certificates stay. */
   private resetViewBound(): void {
     for (const s of this.slots.values()) {
@@ -1194,7 +1278,7 @@ export class Replica {
     this.resetViewBound();
     this.persist({ kind: 'view', view: target, changing: true });
     this.myVC = null;
-    this.broadcast(this.myViewChange());
+    this.sendViewChange();
     this.deadlines.delete('progress');
     for (const [p, vc] of this.latestVC) if (vc.view < target) this.latestVC.delete(p);
     this.replayNeeded = true;
@@ -1222,7 +1306,9 @@ export class Replica {
   private tryFormNewView(): void {
     if (!this.changing) return;
     const mine = this.myViewChange();
-    const all = [mine, ...[...this.latestVC.values()].filter((vc) => vc.view === this.view && vc.replica !== this.me)];
+    // Only view changes whose committed claim this replica could check: a higher claim is
+    // fetched by sync first (learnCertificate asked for it), and a false one never counts.
+    const all = [mine, ...[...this.latestVC.values()].filter((vc) => vc.view === this.view && vc.replica !== this.me && this.checkClaim(vc.committedHeight, vc.committedHash) === 'ok')];
     const set = this.setAt(selectReproposals(all).cStar + 1);
     if (!set || leaderOf(set, this.view) !== this.me) return;
     const members = all.filter((vc) => set.includes(vc.replica)).sort((a, b) => a.replica - b.replica);
@@ -1259,8 +1345,9 @@ export class Replica {
     for (const [h, slot] of [...this.slots]) {
       if (h <= this.committedHeight) continue;
       const rp = nv.byHeight.get(h);
+      const rpKey = rp ? contentKey(rp.hash, contentDigest(rp.parentHash, rp.payload)) : null;
       // Blocks at heights the new view does not fix are never going to be decided (README).
-      if (h > checked.cStar) for (const b of [...slot.blocks.values()]) if (b.hash !== rp?.hash && slot.decided !== b.hash && slot.certificate?.blockHash !== b.hash) this.removeBlock(slot, b);
+      if (h > checked.cStar) for (const b of [...slot.blocks.values()]) if (b.key !== rpKey && slot.decided !== b.hash && slot.certificate?.blockHash !== b.hash && !slot.claimed.has(b.hash)) this.removeBlock(slot, b);
       if (rp) this.installReproposal(slot, rp);
     }
     for (let h = this.committedHeight + 1; h <= this.committedHeight + this.W; h++) if (nv.byHeight.has(h)) this.slot(h);

@@ -38,8 +38,11 @@ class Writer {
   }
   u32(v: number): void {
     this.reserve(4);
-    new DataView(this.buf.buffer).setUint32(this.len, v);
-    this.len += 4;
+    const b = this.buf;
+    b[this.len++] = v >>> 24;
+    b[this.len++] = (v >>> 16) & 0xff;
+    b[this.len++] = (v >>> 8) & 0xff;
+    b[this.len++] = v & 0xff;
   }
   /** a non-negative safe integer as 8 bytes big-endian */
   u64(v: number): void {
@@ -93,9 +96,10 @@ class Reader {
   }
   u32(): number {
     this.need(4);
-    const v = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.pos, 4).getUint32(0);
+    const b = this.bytes;
+    const p = this.pos;
     this.pos += 4;
-    return v;
+    return ((b[p]! << 24) >>> 0) + (b[p + 1]! << 16) + (b[p + 2]! << 8) + b[p + 3]!;
   }
   u64(): number {
     const hi = this.u32();

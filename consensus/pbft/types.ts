@@ -140,7 +140,7 @@ export interface Limits {
   maxPrepared: number;
   /** messages buffered per peer for a view or height not reached yet */
   maxDeferredPerPeer: number;
-  /** a message for a view further ahead than this is malformed (dropped and counted) */
+  /** a vote or proposal for a view further ahead than this is dropped and counted (not a fault) */
   maxViewAhead: number;
 }
 
@@ -193,8 +193,10 @@ export type ReplicaEvent =
   | { type: 'proposalBuilt'; view: number; height: number; parentHash: Hash; block: { hash: Hash; payload: Uint8Array } | null; morePending?: boolean }
   /** the answer to a Ready.validate request */
   | { type: 'validated'; height: number; hash: Hash; ok: boolean }
-  /** the driver applied a block fetched by sync (its certificate checked), at committedHeight + 1 */
+  /** the driver applied a block fetched by sync (its header and certificate checked), at committedHeight + 1 */
   | { type: 'syncedCommit'; height: number; hash: Hash; parentHash: Hash; certificate: CommitCertificate }
+  /** the driver stopped syncing: its peers had nothing more (a later sync request may be retried) */
+  | { type: 'syncDone' }
   /** whether the pool holds transactions not yet in a block */
   | { type: 'pendingWork'; pending: boolean };
 

@@ -105,7 +105,7 @@ export function selectReproposals(vcs: ViewChange[]): Selection {
       const cur = byHeight.get(p.height);
       // Equal views at one height cannot hold different blocks with at most f faults; the
       // hash order only keeps the choice deterministic if they ever do.
-      if (!cur || p.view < cur.view || (p.view === cur.view && p.hash < cur.hash)) byHeight.set(p.height, p);
+      if (!cur || p.view > cur.view || (p.view === cur.view && p.hash < cur.hash)) byHeight.set(p.height, p);
     }
   }
   const picks: PreparedCert[] = [];

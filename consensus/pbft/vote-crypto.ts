@@ -51,19 +51,14 @@ export class BlsVoteCrypto implements VoteCrypto {
     this.signer = new BlsSigner(secretKey);
   }
 
-  /** Keys from validator records (`blsPublicKey` as 0x hex); later sets can be added with addValidators. */
-  static fromValidators(secretKey: Uint8Array, validators: Validator[]): BlsVoteCrypto & { addValidators(vs: Validator[]): void } {
+  /** Keys from one validator list (`blsPublicKey` as 0x hex); a driver whose sets change passes its own lookup instead. */
+  static fromValidators(secretKey: Uint8Array, validators: Validator[]): BlsVoteCrypto {
     const keys = new Map<number, Uint8Array>();
-    const add = (vs: Validator[]) => {
-      for (const v of vs) {
-        const key = from0x(v.blsPublicKey, 48);
-        if (key) keys.set(v.index, key);
-      }
-    };
-    add(validators);
-    const crypto = new BlsVoteCrypto(secretKey, (i) => keys.get(i)) as BlsVoteCrypto & { addValidators(vs: Validator[]): void };
-    crypto.addValidators = add;
-    return crypto;
+    for (const v of validators) {
+      const key = from0x(v.blsPublicKey, 48);
+      if (key) keys.set(v.index, key);
+    }
+    return new BlsVoteCrypto(secretKey, (i) => keys.get(i));
   }
 
   get publicKey(): Uint8Array {
@@ -101,11 +96,18 @@ export class BlsVoteCrypto implements VoteCrypto {
 const MOD = 1n << 256n;
 
 function toBig(bytes: Uint8Array): bigint {
-  return BigInt('0x' + Buffer.from(bytes).toString('hex'));
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (b.readBigUInt64BE(0) << 192n) | (b.readBigUInt64BE(8) << 128n) | (b.readBigUInt64BE(16) << 64n) | b.readBigUInt64BE(24);
 }
 
 function fromBig(value: bigint): Uint8Array {
-  return Buffer.from(value.toString(16).padStart(64, '0'), 'hex');
+  const b = Buffer.alloc(32);
+  const m = (1n << 64n) - 1n;
+  b.writeBigUInt64BE((value >> 192n) & m, 0);
+  b.writeBigUInt64BE((value >> 128n) & m, 8);
+  b.writeBigUInt64BE((value >> 64n) & m, 16);
+  b.writeBigUInt64BE(value & m, 24);
+  return b;
 }
 
 /**
