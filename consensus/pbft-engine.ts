@@ -60,6 +60,13 @@ export class PbftEngine implements ConsensusEngine {
   /** machine work (build, validate, commit) runs one at a time: they share speculative state */
   private machineLock: Promise<unknown> = Promise.resolve();
   private syncing = false;
+  private lastBuildAt = 0;
+  /**
+   * How often the core abandoned each recent block: a validation that was asked for before an
+   * abandonment and runs after it must not bring the block's state back (a later request for the
+   * same block, after a re-proposal, sees the new count and runs).
+   */
+  private readonly abandonments = new Map<string, number>();
   private highestKnown = 0;
   private pendingReported = false;
   private readonly unsubscribe: (() => void)[] = [];
@@ -210,7 +217,11 @@ export class PbftEngine implements ConsensusEngine {
       this.counters.dropped.set(key, (this.counters.dropped.get(key) ?? 0) + 1);
       if (d.fault && d.from >= 0 && d.from !== this.o.index) transport.penalize(d.from, d.reason);
     }
-    for (const a of r.abandon) this.o.pipeline.forget(a.hash);
+    for (const a of r.abandon) {
+      this.o.pipeline.forget(a.hash);
+      this.abandonments.set(a.hash, (this.abandonments.get(a.hash) ?? 0) + 1);
+      if (this.abandonments.size > 1024) this.abandonments.delete(this.abandonments.keys().next().value!);
+    }
     if (r.abandon.length > 0) {
       // The abandoned blocks' transactions are proposable again, though a build may have told
       // the core there was nothing left (morePending false above): tell it again.
@@ -240,6 +251,14 @@ export class PbftEngine implements ConsensusEngine {
 
   private async build(view: number, height: number, parentHash: string): Promise<void> {
     const { params } = this.o;
+    // Blocks are cut by size or time (genesis consensus params): short of a full block, a leader
+    // waits until blockTimeMs after its previous proposal, so that a trickle of transactions does
+    // not become a block each (heights are what transactions expire by).
+    const sinceLast = Date.now() - this.lastBuildAt;
+    if (sinceLast < params.blockTimeMs && this.o.pipeline.pool.size < params.maxBlockTxs) {
+      await new Promise((r) => setTimeout(r, params.blockTimeMs - sinceLast));
+    }
+    this.lastBuildAt = Date.now();
     let proposal: Proposal | null = null;
     try {
       proposal = await this.withMachine(() =>
@@ -276,6 +295,7 @@ export class PbftEngine implements ConsensusEngine {
   /** Gathers a proposal's transactions (pool, then gossip, then the proposer), executes it, compares headers. */
   private async validate(height: number, hash: string, parentHash: string, payload: Uint8Array): Promise<void> {
     let ok = false;
+    const abandonedBefore = this.abandonments.get(hash) ?? 0;
     try {
       const decoded = decodePayload(payload);
       if (typeof decoded === 'string') throw new Error(decoded);
@@ -283,7 +303,11 @@ export class PbftEngine implements ConsensusEngine {
       if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
       if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
       const txs = await this.gatherTxs(height, hash, txHashes, header.proposer);
-      const result = await this.withMachine(() => this.o.pipeline.validate(headerFields(header), txs, this.o.validators));
+      const result = await this.withMachine(() => {
+        // A block the core gave up while this validation waited must leave no speculative state.
+        if ((this.abandonments.get(hash) ?? 0) !== abandonedBefore) return { ok: false as const, reason: 'abandoned while waiting' };
+        return this.o.pipeline.validate(headerFields(header), txs, this.o.validators);
+      });
       if (!result.ok) throw new Error(result.reason);
       await this.keepBlockTxs(height, hash, result.proposal.txs);
       ok = true;
@@ -405,6 +429,8 @@ export class PbftEngine implements ConsensusEngine {
       }
     } finally {
       this.syncing = false;
+      // The core asks for a target once; told that this attempt ended, it may ask again.
+      this.enqueue({ type: 'syncDone' });
     }
   }
 
