@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ed25519Keygen, Ed25519Signer, ed25519Verify } from '../consensus/crypto/ed25519.ts';
+import { ed25519Keygen, Ed25519Signer } from '../consensus/crypto/ed25519.ts';
 import { toHex, utf8 } from '../consensus/crypto/encoding.ts';
 import { initCluster } from '../cluster/init.ts';
-import { RocksKvStore, type KvOp } from '../state/store/kv-store.ts';
+import { measureEd25519, measureRocksdb } from '../cluster/bench/limits.ts';
 import { buildTx } from '../state/tx.ts';
 
 const KV_TXS = Number(process.env.BENCH_KV_TXS ?? 200_000);
@@ -20,37 +20,6 @@ const SIGNED_TXS = Number(process.env.BENCH_SIGNED_TXS ?? 60_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 500);
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 4);
 const root = join(import.meta.dirname, '..');
-
-function measureEd25519(seconds = 1): number {
-  const signer = new Ed25519Signer(ed25519Keygen().secretKey);
-  const msg = utf8('x'.repeat(200));
-  const sig = signer.sign(msg);
-  let n = 0;
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) ed25519Verify(signer.publicKey, msg, sig);
-    n += 100;
-  }
-  return n / seconds;
-}
-
-async function measureRocksdb(batches = 200, perBatch = 1000): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'goodness-bench-rocks-'));
-  const store = await RocksKvStore.open(dir);
-  const value = new Uint8Array(100).fill(7);
-  try {
-    const started = performance.now();
-    for (let b = 0; b < batches; b++) {
-      const ops: KvOp[] = [];
-      for (let i = 0; i < perBatch; i++) ops.push({ type: 'put', key: utf8(`k${b}-${i}`), value });
-      await store.write(ops);
-    }
-    return (batches * perBatch) / ((performance.now() - started) / 1000);
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: INFLIGHT * 2 });
 

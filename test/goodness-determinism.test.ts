@@ -13,22 +13,10 @@ import { utf8 } from '../consensus/crypto/encoding.ts';
 import { GoodnessLedger } from '../state/goodness/ledger.ts';
 import { DAY_MS } from '../state/goodness/records.ts';
 import { castApp, emptyReader, evidence, genesisOf, newCast, newSigner, World, type BlockRun, type TxSpec } from '../state/goodness/testing.ts';
-import type { BlockTx, StateReader, StateWrite } from '../state/machine.ts';
-import { prefixEnd, RocksKvStore } from '../state/store/kv-store.ts';
+import type { BlockTx } from '../state/machine.ts';
+import { RocksKvStore } from '../state/store/kv-store.ts';
+import { applyWrites, readerOf } from './fixtures/state-store.ts';
 
-function readerOf(store: RocksKvStore): StateReader {
-  return {
-    get: (key) => store.get(key),
-    async *entries(prefix) {
-      const end = prefix.length === 0 ? new Uint8Array([0xff, 0xff, 0xff, 0xff]) : prefixEnd(prefix);
-      yield* store.range(prefix, end);
-    },
-  };
-}
-
-async function persist(store: RocksKvStore, writes: StateWrite[]): Promise<void> {
-  await store.write(writes.map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })));
-}
 
 const cast = newCast(3);
 const users = Array.from({ length: 30 }, newSigner);
@@ -156,7 +144,7 @@ test('a ledger restarted from RocksDB mid-way continues with the same app hashes
         assert.is(before.appHash, runs[i - 1]!.result.appHash);
       }
       const r = ledger.executeBlock(run.context, blockOnly(run.txs));
-      await persist(store, r.writes);
+      await applyWrites(store, r.writes);
       ledger.commit(run.context.height);
       assert.equal(r.receipts, run.result.receipts, `receipts at height ${run.context.height}`);
       assert.is(r.appHash, run.result.appHash, `app hash at height ${run.context.height}`);

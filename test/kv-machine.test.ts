@@ -3,7 +3,6 @@
 // its writes persisted in RocksDB.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import canonicalizeImpl from 'canonicalize';
@@ -12,7 +11,8 @@ import * as assert from 'uvu/assert';
 import { DEFAULT_CONSENSUS_PARAMS, type Genesis } from '../consensus/chain/types.ts';
 import { Code } from '../state/codes.ts';
 import { KV_MAX_KEY_BYTES, KV_MAX_TX_BYTES, KvMachine } from '../state/kv-machine.ts';
-import { QueryError, type BlockTx, type StateReader, type StateWrite } from '../state/machine.ts';
+import { QueryError, type BlockTx, type StateReader } from '../state/machine.ts';
+import { applyWrites, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
 
 const canonicalize = canonicalizeImpl as unknown as (v: unknown) => string;
 const sha256 = (...parts: (string | Uint8Array)[]) => {
@@ -20,47 +20,6 @@ const sha256 = (...parts: (string | Uint8Array)[]) => {
   for (const p of parts) h.update(p);
   return h.digest();
 };
-
-// ---- RocksDB as the machine's StateReader (the chain store is written elsewhere; this is the
-// ---- same engine, used directly so that the restart goes through real storage).
-interface RocksDb {
-  open(): Promise<void>;
-  close(): Promise<void>;
-  get(key: Uint8Array): Promise<Uint8Array>;
-  batch(ops: ({ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array })[]): Promise<void>;
-  iterator(range: { gte?: Uint8Array; lt?: Uint8Array }): AsyncIterable<[Uint8Array, Uint8Array]>;
-}
-const { RocksLevel } = createRequire(import.meta.url)('@nxtedition/rocksdb') as { RocksLevel: new (path: string, o: object) => RocksDb };
-
-async function openRocks(dir: string): Promise<RocksDb> {
-  const db = new RocksLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' });
-  await db.open();
-  return db;
-}
-
-function readerOf(db: RocksDb): StateReader {
-  return {
-    async get(key) {
-      try {
-        return new Uint8Array(await db.get(key));
-      } catch (e) {
-        if ((e as { code?: string }).code === 'LEVEL_NOT_FOUND') return undefined;
-        throw e;
-      }
-    },
-    async *entries(prefix) {
-      const end = Buffer.from(prefix);
-      let i = end.length - 1;
-      while (i >= 0 && end[i] === 0xff) i--;
-      const range = i < 0 ? { gte: prefix } : { gte: prefix, lt: Uint8Array.from(end.subarray(0, i + 1), (b, j) => (j === i ? b + 1 : b)) };
-      for await (const [k, v] of db.iterator(range)) yield [new Uint8Array(k), new Uint8Array(v)];
-    },
-  };
-}
-
-async function applyWrites(db: RocksDb, writes: StateWrite[]): Promise<void> {
-  await db.batch(writes.map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })));
-}
 
 const emptyReader: StateReader = {
   async get() {
@@ -228,7 +187,7 @@ test('determinism: two machines, the same blocks, the same app hashes; order of 
 
 test('restart: writes persisted in RocksDB give back the same state and app hash', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kv-machine-'));
-  let db: RocksDb | null = null;
+  let db: RocksKvStore | null = null;
   try {
     db = await openRocks(dir);
     const m = new KvMachine();
