@@ -88,6 +88,8 @@ export class GoodnessNode {
       announce: [this.o.p2p.announce],
       validators: this.o.genesis.validators.map((v) => ({ index: v.index, peerId: v.peerId, multiaddr: this.o.p2p.peers.find((p) => p.index === v.index)?.multiaddr })),
       protocolPrefix: `/goodness/${this.o.genesis.chain}`,
+      // Sync answers carry whole blocks (up to 4 MiB of transactions, base64 in JSON).
+      maxFrameBytes: 16 * 1024 * 1024,
       logger: this.log.child({ component: 'p2p' }),
     });
     this.gossip = new TxGossip(this.p2p, { onTx: (tx) => void this.admit(tx) });

@@ -10,6 +10,12 @@ import type { StoredBlock } from '../state/store/types.ts';
 import { fromUtf8, utf8 } from './crypto/encoding.ts';
 
 export const MAX_BLOCKS_PER_REQUEST = 32;
+/**
+ * An answer stops adding blocks past this many bytes (it always carries at least one), so that
+ * it fits the transport's frame limit (cluster/node.ts sets 16 MiB): a full block of 4 MiB of
+ * transactions is about 5.5 MB once base64-encoded.
+ */
+export const SYNC_ANSWER_BUDGET_BYTES = 8 * 1024 * 1024;
 export const MAX_TXS_PER_REQUEST = 20_000;
 const HASH_RE = /^0x[0-9a-f]{64}$/;
 
@@ -57,16 +63,20 @@ export function serveSync(transport: Transport, store: ChainStore, pool: TxPool)
       }
       return encode({ txs: out });
     }
-    const blocks: unknown[] = [];
+    const blocks: string[] = [];
+    let answerBytes = 0;
     const last = Math.min(store.latestHeight(), req.from + Math.min(req.max, MAX_BLOCKS_PER_REQUEST) - 1);
     for (let h = req.from; h <= last; h++) {
       const block = await store.getBlock(h);
       const certificate = await store.getCertificate(h);
       if (!block || !certificate) break;
       const txs = await Promise.all(block.txHashes.map((hash) => store.getTx(hash)));
-      blocks.push({ block, certificate, txs: txs.map((t) => Buffer.from(t!.bytes).toString('base64')) });
+      const entry = JSON.stringify({ block, certificate, txs: txs.map((t) => Buffer.from(t!.bytes).toString('base64')) });
+      if (blocks.length > 0 && answerBytes + entry.length > SYNC_ANSWER_BUDGET_BYTES) break;
+      blocks.push(entry);
+      answerBytes += entry.length;
     }
-    return encode({ blocks });
+    return utf8(`{"blocks":[${blocks.join(',')}]}`);
   });
 }
 
