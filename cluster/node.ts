@@ -108,7 +108,7 @@ export class GoodnessNode {
       },
     });
     await this.p2p.start();
-    this.regossipTimer = setInterval(() => this.regossipStale(), REGOSSIP_AFTER_MS / 2);
+    this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
     this.regossipTimer.unref();
     this.registerMetrics();
     this.rpcServer = await startRpcServer({
@@ -144,14 +144,20 @@ export class GoodnessNode {
    * transaction still pending after REGOSSIP_AFTER_MS is gossiped again, oldest first, a bounded
    * number per round; peers that already hold it drop the copy at the hash check.
    */
-  private regossipStale(): void {
+  private async regossipStale(): Promise<void> {
     const now = Date.now();
-    let sent = 0;
-    for (const e of this.pool.olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)) {
-      if (now - (this.regossipedAt.get(e.hash) ?? 0) < REGOSSIP_AFTER_MS) continue;
+    const stale = this.pool
+      .olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)
+      .filter((e) => now - (this.regossipedAt.get(e.hash) ?? 0) >= REGOSSIP_AFTER_MS)
+      .slice(0, REGOSSIP_MAX_PER_ROUND);
+    // A transaction admitted while its block was being committed elsewhere can outlive it here:
+    // such stale entries are dropped rather than gossiped again.
+    const committed = stale.length > 0 ? await this.store.committedAmong(stale.map((e) => e.hash)) : new Set<string>();
+    if (committed.size > 0) this.pool.removeCommitted([...committed]);
+    for (const e of stale) {
+      if (committed.has(e.hash)) continue;
       this.gossip.add(e.bytes);
       this.regossipedAt.set(e.hash, now);
-      if (++sent === REGOSSIP_MAX_PER_ROUND) break;
     }
     for (const h of this.regossipedAt.keys()) if (!this.pool.has(h)) this.regossipedAt.delete(h);
   }
