@@ -211,6 +211,39 @@ export class GoodnessNode {
     const blockTxs = new Histogram({ name: 'goodness_block_transactions', help: 'transactions per committed block', buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10000], registers: [r] });
     const commitInterval = new Histogram({ name: 'goodness_block_interval_seconds', help: 'time between consecutive commits', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [r] });
     height.set(this.store.latestHeight());
+    // Consensus and p2p figures are read from their own counters at scrape time.
+    const engine = () => this.engine;
+    const p2p = () => this.p2p;
+    new Gauge({ name: 'goodness_view', help: 'current PBFT view', registers: [r], collect() { if (engine().joined()) this.set(engine().status().view); } });
+    new Gauge({
+      name: 'goodness_consensus_dropped_messages',
+      help: 'consensus messages dropped by the replica, by sending validator and reason',
+      labelNames: ['peer', 'reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [key, n] of engine().counters.dropped) {
+          const [peer, reason] = key.split(':');
+          this.set({ peer: peer!, reason: reason! }, n);
+        }
+      },
+    });
+    new Gauge({ name: 'goodness_p2p_peers_connected', help: 'validators this node is connected to', registers: [r], collect() { this.set(p2p().peers().filter((x) => x.connected).length); } });
+    const byPeerChannel = (name: string, help: string, pick: (s: ReturnType<P2PNode['stats']>['peers'][number], channel: 'consensus' | 'txs' | 'sync') => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer', 'channel'],
+        registers: [r],
+        collect() {
+          for (const peer of p2p().stats().peers) for (const channel of ['consensus', 'txs', 'sync'] as const) this.set({ peer: String(peer.index), channel }, pick(peer, channel));
+        },
+      });
+    byPeerChannel('goodness_p2p_sent_bytes', 'bytes sent, by peer and channel', (x, c) => x.sent[c].bytes);
+    byPeerChannel('goodness_p2p_received_bytes', 'bytes received, by peer and channel', (x, c) => x.received[c].bytes);
+    byPeerChannel('goodness_p2p_received_messages', 'messages received, by peer and channel', (x, c) => x.received[c].msgs);
+    byPeerChannel('goodness_p2p_faults', 'malformed, oversized or unexpected frames and penalties, by peer and channel', (x, c) => Object.values(x.faults[c]).reduce((a, b) => a + b, 0));
+    new Gauge({ name: 'goodness_p2p_peer_score', help: 'score of each validator peer (disconnected at 0)', labelNames: ['peer'], registers: [r], collect() { for (const x of p2p().stats().peers) this.set({ peer: String(x.index) }, x.score); } });
     let last = Date.now();
     this.pipeline.onBlock((block, receipts) => {
       height.set(block.header.number);
