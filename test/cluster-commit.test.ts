@@ -92,6 +92,16 @@ test('transactions sent to all four nodes commit on all of them; same hashes; ce
       assert.ok(s.leader >= 0 && s.leader < 4);
     }
     for (const n of nodes) assert.equal(await n.client.getValidators(0), expected, `${n.name}: the set of block 0 is genesis's`);
+
+    // What an operator scrapes agrees with what the chain says.
+    for (const n of nodes) {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      const metric = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+      assert.is(metric(/^goodness_height (\d+)$/m), height, `${n.name}: goodness_height`);
+      assert.is(metric(/^goodness_p2p_peers_connected (\d+)$/m), 3, `${n.name}: connected to the three others`);
+      assert.is(metric(/^goodness_view (\d+)$/m), statuses[0]!.view, `${n.name}: goodness_view`);
+      assert.ok(metric(/^goodness_p2p_received_messages\{peer="\d+",channel="consensus"\} (\d+)$/m) > 0, `${n.name}: consensus messages received`);
+    }
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await cluster.cleanup();
