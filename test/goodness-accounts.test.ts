@@ -15,7 +15,7 @@ import { GenesisError } from '../state/goodness/genesis.ts';
 import { GoodnessLedger } from '../state/goodness/ledger.ts';
 import { QueryError, type BlockTx, type StateReader } from '../state/machine.ts';
 import { buildTx, type TxFields } from '../state/tx.ts';
-import { applyWrites, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
+import { applyWrites, emptyReader, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
 
 const canonicalize = canonicalizeImpl as unknown as (v: unknown) => string;
 const sha256 = (...parts: (string | Uint8Array)[]) => {
@@ -24,12 +24,6 @@ const sha256 = (...parts: (string | Uint8Array)[]) => {
   return h.digest();
 };
 
-const emptyReader: StateReader = {
-  async get() {
-    return undefined;
-  },
-  async *entries() {},
-};
 
 // ---- a small world: two governors, a metro operator, a regulator, and citizens
 

@@ -11,8 +11,8 @@ import * as assert from 'uvu/assert';
 import { DEFAULT_CONSENSUS_PARAMS, type Genesis } from '../consensus/chain/types.ts';
 import { Code } from '../state/codes.ts';
 import { KV_MAX_KEY_BYTES, KV_MAX_TX_BYTES, KvMachine } from '../state/kv-machine.ts';
-import { QueryError, type BlockTx, type StateReader } from '../state/machine.ts';
-import { applyWrites, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
+import { QueryError, type BlockTx } from '../state/machine.ts';
+import { applyWrites, emptyReader, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
 
 const canonicalize = canonicalizeImpl as unknown as (v: unknown) => string;
 const sha256 = (...parts: (string | Uint8Array)[]) => {
@@ -21,12 +21,6 @@ const sha256 = (...parts: (string | Uint8Array)[]) => {
   return h.digest();
 };
 
-const emptyReader: StateReader = {
-  async get() {
-    return undefined;
-  },
-  async *entries() {},
-};
 
 // ---- helpers
 

@@ -20,17 +20,7 @@ export function getAccount(state: StateView, id: string): AccountRecord | undefi
   return state.get(accountKey(id)) as AccountRecord | undefined;
 }
 
-interface DefineBody {
-  scheme: string;
-  name: string;
-  unit: string;
-  pointsPerUnit: number;
-  dailyCap: number;
-  pointValue: number;
-  lotValidityDays: number;
-  claimWindowDays: number;
-  autoIssue: boolean;
-}
+type DefineBody = Pick<SchemeRecord, 'scheme' | 'name' | 'unit' | 'pointsPerUnit' | 'dailyCap' | 'pointValue' | 'lotValidityDays' | 'claimWindowDays' | 'autoIssue'>;
 
 export const schemeDefine = defineHandler<DefineBody>({
   type: 'scheme.define',
