@@ -72,6 +72,8 @@ export interface LoadedNode {
 
 const CHAIN_RE = /^[0-9A-Za-z_.-]{1,64}$/;
 const MULTIADDR_RE = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/(\d+)(\/.*)?$/;
+/** heights in flight at once, at most: deeper pipelines buy nothing on a LAN and each height in flight holds a speculative state */
+const MAX_WINDOW = 16;
 
 /** A little path-tracking checker, so every error names the field: `validators[2].pop ...`. */
 class Check {
@@ -181,7 +183,12 @@ function validateConsensusParams(c: Check, value: unknown): ConsensusParams {
   const p = c.object(value, 'consensus', REGENERATE);
   const out = {} as ConsensusParams;
   for (const key of Object.keys(DEFAULT_CONSENSUS_PARAMS) as (keyof ConsensusParams)[]) {
-    out[key] = c.integer(p[key], `consensus.${key}`, 1, Number.MAX_SAFE_INTEGER, REGENERATE);
+    // `window` came after the first genesis files: absent means the default every node assumes.
+    if (key === 'window' && p[key] === undefined) {
+      out.window = DEFAULT_CONSENSUS_PARAMS.window;
+      continue;
+    }
+    out[key] = c.integer(p[key], `consensus.${key}`, 1, key === 'window' ? MAX_WINDOW : Number.MAX_SAFE_INTEGER, REGENERATE);
   }
   return out;
 }

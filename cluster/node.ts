@@ -11,6 +11,7 @@ import { PbftEngine } from '../consensus/pbft-engine.ts';
 import { createP2PNode, type P2PNode } from '../p2p/node.ts';
 import { TxGossip } from '../p2p/tx-gossip.ts';
 import type { PrivateKey } from '@libp2p/interface';
+import { blsPublicKeyOf } from '../consensus/crypto/bls.ts';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
 import { InlineVerifier, WorkerVerifier, type SignatureVerifier } from '../consensus/crypto/verifier.ts';
 import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
@@ -32,13 +33,12 @@ export const MAX_TX_BYTES = 64 * 1024;
 export interface NodeOptions {
   name: string;
   genesis: Genesis & { stateMachine?: 'goodness' | 'kv' };
-  validatorIndex: number;
   peerId: string;
   blsSecretKey: Uint8Array;
   dataDir: string;
   rpc: { host: string; port: number; maxBodyBytes?: number; maxBatch?: number };
   pool: { maxTxs: number; maxBytes: number; maxPerSender: number };
-  p2p: { privateKey: PrivateKey; listen: string; announce: string; peers: { index: number; multiaddr: string }[] };
+  p2p: { privateKey: PrivateKey; listen: string; announce: string; peers: { index: number; peerId: string; multiaddr: string }[] };
   logger?: Logger;
   /** worker threads verifying admission signatures: default one per core; 0 verifies on the main thread */
   verifierThreads?: number;
@@ -81,12 +81,11 @@ export class GoodnessNode {
     this.pipeline = new BlockPipeline(this.o.genesis, this.store, this.machine, this.pool);
     await this.pipeline.open();
     this.log.info({ height: this.store.latestHeight(), appHash: this.pipeline.head.header.appHash, machine: this.machine.name }, 'chain loaded');
-    const validators = this.o.genesis.validators.map(({ index, peerId, blsPublicKey }) => ({ index, peerId, blsPublicKey }));
     this.p2p = await createP2PNode({
       privateKey: this.o.p2p.privateKey,
       listen: [this.o.p2p.listen],
       announce: [this.o.p2p.announce],
-      validators: this.o.genesis.validators.map((v) => ({ index: v.index, peerId: v.peerId, multiaddr: this.o.p2p.peers.find((p) => p.index === v.index)?.multiaddr })),
+      validators: this.o.genesis.validators.map((v) => this.validatorPeer(v)),
       protocolPrefix: `/goodness/${this.o.genesis.chain}`,
       // Sync answers carry whole blocks (up to 4 MiB of transactions, base64 in JSON).
       maxFrameBytes: 16 * 1024 * 1024,
@@ -97,15 +96,17 @@ export class GoodnessNode {
       pipeline: this.pipeline,
       store: this.store,
       transport: this.p2p,
-      validators,
-      index: this.o.validatorIndex,
       blsSecretKey: this.o.blsSecretKey,
+      blsPublicKey: to0x(blsPublicKeyOf(this.o.blsSecretKey)),
       params: this.o.genesis.consensus,
       logger: this.log.child({ component: 'consensus' }),
       onFatal: (reason) => {
         this.log.fatal({ reason }, 'consensus stopped; the node exits so that it cannot fork from a half-known state');
         void this.stop().finally(() => process.exit(1));
       },
+      // Governance changed the validators: p2p accepts (and dials, where this node knows an
+      // address) exactly the ones that sign a height from the next on.
+      onValidatorsChanged: (validators) => this.p2p.setValidators(validators.map((v) => this.validatorPeer(v))),
     });
     await this.p2p.start();
     this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
@@ -122,6 +123,11 @@ export class GoodnessNode {
     });
     await this.engine.start();
     this.log.info({ rpc: this.rpcServer.url }, 'node started');
+  }
+
+  /** A validator as p2p dials it: the address from config.json's peers, when this node has one for that peer. */
+  private validatorPeer(v: { index: number; peerId: string }): { index: number; peerId: string; multiaddr?: string } {
+    return { index: v.index, peerId: v.peerId, multiaddr: this.o.p2p.peers.find((p) => p.peerId === v.peerId)?.multiaddr };
   }
 
   async stop(): Promise<void> {
@@ -266,7 +272,7 @@ export class GoodnessNode {
       store: this.store,
       submitTx: (bytes) => node.submitTx(bytes),
       pendingCount: () => node.pool.size,
-      validatorsAt: () => node.engine.validatorsAt(),
+      validatorsAt: (height) => node.engine.validatorsAt(height),
       consensusStatus: () => node.engine.status(),
       syncStatus: () => node.engine.syncStatus(),
       peers: () => node.p2p.peers().map((p) => ({ peerId: p.peerId, addresses: p.addresses, validatorIndex: p.validatorIndex })),
@@ -289,7 +295,6 @@ export async function runNode(dir: string, opts: { logLevel?: string } = {}): Pr
   const node = new GoodnessNode({
     name: config.name,
     genesis: loaded.genesis,
-    validatorIndex: config.index,
     peerId: loaded.keys.peerId,
     blsSecretKey: loaded.keys.blsSecretKey,
     dataDir: loaded.dataDir,

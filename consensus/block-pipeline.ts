@@ -3,9 +3,10 @@
 // when and by whom a block is made; this file is how, shared by every engine.
 import { commitMessage, genesisHeader, headerHash, receiptHash, validatorsHash } from './chain/header.ts';
 import { merkleRoot } from './chain/merkle.ts';
-import type { CommitCertificate, Genesis, Header, Validator } from './chain/types.ts';
+import type { CommitCertificate, Genesis, Header } from './chain/types.ts';
 import { from0x, to0x } from './crypto/encoding.ts';
 import type { TxPool } from './pool.ts';
+import { ValidatorSchedule, type ScheduleRecord } from './validator-schedule.ts';
 import type { BlockContext, BlockTx, StateMachine, ValidatorUpdate } from '../state/machine.ts';
 import type { ChainStore } from '../state/store/chain-store.ts';
 import type { Receipt, StoredBlock } from '../state/store/types.ts';
@@ -20,10 +21,15 @@ export interface Proposal {
 
 export type BlockListener = (block: StoredBlock, receipts: Receipt[]) => void;
 
+/** The chain store's META entry holding the validator schedule, written in the batch of each block that changes it. */
+const SCHEDULE_META = 'validator-schedule';
+
 export class BlockPipeline {
   private listeners = new Set<BlockListener>();
   private tip!: StoredBlock;
   lastCommitTime: number | null = null;
+  /** which validators sign which height: headers commit to it, commits of validator changes extend it */
+  schedule!: ValidatorSchedule;
 
   constructor(
     readonly genesis: Genesis,
@@ -49,6 +55,8 @@ export class BlockPipeline {
     }
     this.tip = (await this.store.getBlock(height))!;
     if (this.tip.header.appHash !== info.appHash) throw new Error(`app hash at height ${height} differs from the stored header`);
+    this.schedule = new ValidatorSchedule(this.genesis.validators, this.genesis.consensus.window, await this.store.getMeta<ScheduleRecord>(SCHEDULE_META));
+    this.schedule.resumeAt(height);
   }
 
   get head(): StoredBlock {
@@ -87,7 +95,7 @@ export class BlockPipeline {
    * block): reaps what is not already in flight or committed, executes it on the parent's
    * state, and fills the header. Null when nothing is pending.
    */
-  async build(opts: { proposer: number; timestamp: number; validators: Validator[]; nextValidators?: Validator[]; maxTxs: number; maxBytes: number; parentHash?: string; view?: number }): Promise<Proposal | null> {
+  async build(opts: { proposer: number; timestamp: number; maxTxs: number; maxBytes: number; parentHash?: string; view?: number }): Promise<Proposal | null> {
     const parent = this.parentHeader(opts.parentHash ?? this.tip.hash);
     if (!parent) throw new Error(`build: parent ${opts.parentHash} is neither the tip nor a speculative block`);
     const height = parent.header.number + 1;
@@ -100,7 +108,7 @@ export class BlockPipeline {
     if (committed.size > 0) this.pool.removeCommitted([...committed]);
     if (entries.length === 0) return null;
     const timestamp = Math.max(opts.timestamp, parent.header.timestamp + 1);
-    return this.execute(parent, { height, timestamp, proposer: opts.proposer }, entries, opts.validators, opts.nextValidators ?? opts.validators, opts.view ?? 0);
+    return this.execute(parent, { height, timestamp, proposer: opts.proposer }, entries, opts.view ?? 0);
   }
 
   /**
@@ -108,14 +116,15 @@ export class BlockPipeline {
    * carries is exactly the one this node computes. The transactions come from the pool
    * (admitted here, signatures checked) or, missing there, as bytes the machine checks itself.
    */
-  validate(header: Header, txs: BlockTx[], validators: Validator[], nextValidators: Validator[] = validators, view = 0): { ok: true; proposal: Proposal } | { ok: false; reason: string } {
+  validate(header: Header, txs: BlockTx[], view = 0): { ok: true; proposal: Proposal } | { ok: false; reason: string } {
     const parent = this.parentHeader(header.parentHash);
     if (!parent) return { ok: false, reason: `unknown parent ${header.parentHash}` };
     if (header.number !== parent.header.number + 1) return { ok: false, reason: `height ${header.number} does not follow its parent ${parent.header.number}` };
     if (header.chain !== this.genesis.chain) return { ok: false, reason: 'another chain' };
     if (!(header.timestamp > parent.header.timestamp)) return { ok: false, reason: 'timestamp does not increase' };
     if (header.txCount !== txs.length) return { ok: false, reason: 'txCount differs from the transactions' };
-    const proposal = this.execute(parent, { height: header.number, timestamp: header.timestamp, proposer: header.proposer }, txs, validators, nextValidators, view);
+    if (!this.schedule.at(header.number + 1)) return { ok: false, reason: `block ${header.number} is beyond the validator sets this node knows (through ${this.schedule.knownThrough})` };
+    const proposal = this.execute(parent, { height: header.number, timestamp: header.timestamp, proposer: header.proposer }, txs, view);
     const mine = proposal.block.header;
     for (const k of Object.keys(mine) as (keyof Header)[]) {
       if (mine[k] !== header[k]) {
@@ -126,7 +135,10 @@ export class BlockPipeline {
     return { ok: true, proposal };
   }
 
-  private execute(parent: StoredBlock, ctx: BlockContext, entries: BlockTx[], validators: Validator[], nextValidators: Validator[], view: number): Proposal {
+  private execute(parent: StoredBlock, ctx: BlockContext, entries: BlockTx[], view: number): Proposal {
+    // Both sets are final here: an engine builds or validates only within its window (validator-schedule.ts).
+    const validators = this.schedule.require(ctx.height);
+    const nextValidators = this.schedule.require(ctx.height + 1);
     this.rewindTo(parent.hash);
     const result = this.machine.executeBlock(ctx, entries);
     const height = ctx.height;
@@ -204,7 +216,8 @@ export class BlockPipeline {
       this.speculative.set(p.block.hash, p);
       this.rewindTo(p.block.hash);
     }
-    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: p.writes });
+    const schedule = this.schedule.commit(p.block.header.number, p.validatorUpdates);
+    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: p.writes, meta: schedule ? [{ name: SCHEDULE_META, value: schedule }] : undefined });
     this.machine.commit(p.block.header.number);
     this.executed.shift();
     this.speculative.delete(p.block.hash);

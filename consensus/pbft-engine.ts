@@ -7,7 +7,7 @@ import { BlockPipeline, type Proposal } from './block-pipeline.ts';
 import { fetchBlocks, fetchPeerHeight, fetchTxs, serveSync } from './block-sync.ts';
 import { maxFaulty, quorumSize, verifyCertificate } from './chain/certificate.ts';
 import { headerFields, headerHash } from './chain/header.ts';
-import type { CommitCertificate, ConsensusParams, Header, Validator } from './chain/types.ts';
+import type { CommitCertificate, ConsensusParams, Header, Validator, ValidatorRegistration } from './chain/types.ts';
 import { to0x } from './crypto/encoding.ts';
 import type { ConsensusEngine } from './engine.ts';
 import { Replica } from './pbft/core.ts';
@@ -26,14 +26,17 @@ export interface PbftEngineOptions {
   pipeline: BlockPipeline;
   store: ChainStore;
   transport: Transport;
-  validators: Validator[];
-  index: number;
+  /** this node's BLS key: its validator index, if any, is the one the schedule registers for the public key */
   blsSecretKey: Uint8Array;
+  blsPublicKey: string;
   params: ConsensusParams;
   logger: Logger;
-  /** heights in flight at once */
-  window?: number;
   onFatal(reason: string): void;
+  /**
+   * The validators consensus must reach changed (a validator change committed, or one applied):
+   * the node points p2p at them. Called with the genesis set at start.
+   */
+  onValidatorsChanged?(validators: ValidatorRegistration[]): void;
 }
 
 const TX_FETCH_TIMEOUT_MS = 2_000;
@@ -70,11 +73,22 @@ export class PbftEngine implements ConsensusEngine {
   private highestKnown = 0;
   private pendingReported = false;
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly byIndex: Map<number, Validator>;
+  /** this node's validator index, -1 while it is not one (an observer, or before its validator.add commits) */
+  private index = -1;
+  /** the indexes last given to onValidatorsChanged */
+  private reachKey = '';
   readonly counters = { viewChanges: 0, dropped: new Map<string, number>() };
 
-  constructor(private readonly o: PbftEngineOptions) {
-    this.byIndex = new Map(o.validators.map((v) => [v.index, v]));
+  constructor(private readonly o: PbftEngineOptions) {}
+
+  private get schedule() {
+    return this.o.pipeline.schedule;
+  }
+
+  /** This node's index in any set from `height` on, or -1. Indexes are never reused, so once found it stays. */
+  private findIndex(): number {
+    const mine = this.schedule.upcoming(0).find((v) => v.blsPublicKey === this.o.blsPublicKey);
+    return mine?.index ?? -1;
   }
 
   async start(): Promise<void> {
@@ -89,26 +103,65 @@ export class PbftEngine implements ConsensusEngine {
       records.push(record);
       this.recordHeights.set(r.key, recordHeight(record));
     }
-    const height = store.latestHeight();
-    const genesis = (await store.getBlock(0))!;
-    this.replica = new Replica(
-      {
-        index: this.o.index,
-        chain: pipeline.genesis.chain,
-        genesisHash: genesis.hash,
-        validatorsAt: () => this.o.validators.map((v) => v.index),
-        crypto: BlsVoteCrypto.fromValidators(this.o.blsSecretKey, this.o.validators),
-        window: this.o.window,
-        baseTimeoutMs: this.o.params.viewTimeoutMs,
-      },
-      { committedHeight: height, committedHash: pipeline.head.hash, committedCertificate: height === 0 ? null : await store.getCertificate(height), records },
-    );
+    this.genesisHash = (await store.getBlock(0))!.hash;
+    await this.newReplica(records);
+    this.updateReach();
     this.running = true;
     this.unsubscribe.push(transport.onMessage('consensus', (from, bytes) => this.enqueue({ type: 'message', from, bytes })));
     this.unsubscribe.push(serveSync(transport, store, pipeline.pool));
     this.unsubscribe.push(pipeline.pool.onAdded(() => this.reportPending()));
     this.enqueue({ type: 'start' });
     this.reportPending();
+  }
+
+  private genesisHash = '';
+
+  /**
+   * The core for this node's current identity. A node that is no validator yet runs a core that
+   * only listens (index −1); when its validator.add commits it gets a fresh core under its
+   * index (it never voted before, so it has no promises to keep), from the committed tip.
+   */
+  private async newReplica(records: PersistRecord[]): Promise<void> {
+    const { pipeline, store } = this.o;
+    this.index = this.findIndex();
+    const height = pipeline.head.header.number;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.replica = new Replica(
+      {
+        index: this.index,
+        chain: pipeline.genesis.chain,
+        genesisHash: this.genesisHash,
+        validatorsAt: (h) => this.schedule.at(h)?.map((v) => v.index) ?? null,
+        crypto: new BlsVoteCrypto(this.o.blsSecretKey, (i) => this.schedule.blsKey(i)),
+        window: this.o.params.window,
+        baseTimeoutMs: this.o.params.viewTimeoutMs,
+      },
+      { committedHeight: height, committedHash: pipeline.head.hash, committedCertificate: height === 0 ? null : await store.getCertificate(height), records },
+    );
+  }
+
+  /** Tells the node which validators to reach: every one that signs a height from the next on. */
+  private updateReach(): void {
+    const reach = this.schedule.upcoming(this.o.pipeline.head.header.number + 1);
+    const key = reach.map((v) => v.index).join(',');
+    if (key === this.reachKey) return;
+    this.reachKey = key;
+    this.o.logger.info({ height: this.o.pipeline.head.header.number, validators: key }, 'validators to reach');
+    this.o.onValidatorsChanged?.(reach);
+  }
+
+  /** After commits: a changed schedule moves p2p, and a node that just became a validator gets its core. */
+  private async afterCommits(): Promise<void> {
+    this.updateReach();
+    if (this.index === -1 && this.findIndex() !== -1) {
+      this.o.logger.info({ index: this.findIndex(), height: this.o.pipeline.head.header.number }, 'this node is now a validator: its consensus core starts');
+      await this.newReplica([]);
+      this.queue.unshift({ type: 'start' });
+      if (!this.draining) void this.drain();
+      this.pendingReported = false;
+      this.reportPending();
+    }
   }
 
   async stop(): Promise<void> {
@@ -123,20 +176,27 @@ export class PbftEngine implements ConsensusEngine {
     return this.running;
   }
 
-  validatorsAt(): Validator[] {
-    return this.o.validators;
+  validatorsAt(height: number): Validator[] {
+    return this.schedule.at(height) ?? [];
+  }
+
+  /** This node's validator index, or −1 while it is not a validator. */
+  validatorIndex(): number {
+    return this.index;
   }
 
   status(): ConsensusStatus {
     const s = this.replica.status();
-    const n = this.o.validators.length;
+    const height = this.o.pipeline.head.header.number;
+    const validators = this.schedule.require(height + 1);
+    const n = validators.length;
     return {
-      height: this.o.pipeline.head.header.number,
+      height,
       view: s.view,
       leader: s.leader ?? -1,
       f: maxFaulty(n),
       quorum: quorumSize(n),
-      validators: this.o.validators,
+      validators: validators.map(({ index, peerId, blsPublicKey }) => ({ index, peerId, blsPublicKey })),
       lastCommitTime: this.o.pipeline.lastCommitTime,
     };
   }
@@ -202,7 +262,7 @@ export class PbftEngine implements ConsensusEngine {
     }
     for (const out of r.send) {
       if (out.to === 'all') transport.broadcast('consensus', out.bytes);
-      else if (out.to !== this.o.index) transport.send(out.to, 'consensus', out.bytes);
+      else if (out.to !== this.index) transport.send(out.to, 'consensus', out.bytes);
     }
     for (const t of r.cancelTimers) {
       clearTimeout(this.timers.get(t));
@@ -215,7 +275,7 @@ export class PbftEngine implements ConsensusEngine {
     for (const d of r.dropped) {
       const key = `${d.from}:${d.reason}`;
       this.counters.dropped.set(key, (this.counters.dropped.get(key) ?? 0) + 1);
-      if (d.fault && d.from >= 0 && d.from !== this.o.index) transport.penalize(d.from, d.reason);
+      if (d.fault && d.from >= 0 && d.from !== this.index) transport.penalize(d.from, d.reason);
     }
     for (const a of r.abandon) {
       this.o.pipeline.forget(a.hash);
@@ -230,7 +290,10 @@ export class PbftEngine implements ConsensusEngine {
     }
     // Commits in height order, each durable before the next.
     for (const c of r.commit) await this.withMachine(() => this.commit(c.hash, c.certificate));
-    if (r.commit.length > 0) this.reportPending();
+    if (r.commit.length > 0) {
+      this.reportPending();
+      await this.afterCommits();
+    }
     if (r.build) void this.build(r.build.view, r.build.height, r.build.parentHash);
     for (const v of r.validate) void this.validate(v.height, v.hash, v.parentHash, v.payload);
     if (r.sync) void this.sync(r.sync.targetHeight);
@@ -262,7 +325,7 @@ export class PbftEngine implements ConsensusEngine {
     let proposal: Proposal | null = null;
     try {
       proposal = await this.withMachine(() =>
-        this.o.pipeline.build({ proposer: this.o.index, timestamp: Date.now(), validators: this.o.validators, maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes, parentHash, view }),
+        this.o.pipeline.build({ proposer: this.index, timestamp: Date.now(), maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes, parentHash, view }),
       );
     } catch (err) {
       this.o.logger.warn({ err, height }, 'could not build a proposal');
@@ -306,7 +369,7 @@ export class PbftEngine implements ConsensusEngine {
       const result = await this.withMachine(() => {
         // A block the core gave up while this validation waited must leave no speculative state.
         if ((this.abandonments.get(hash) ?? 0) !== abandonedBefore) return { ok: false as const, reason: 'abandoned while waiting' };
-        return this.o.pipeline.validate(headerFields(header), txs, this.o.validators);
+        return this.o.pipeline.validate(headerFields(header), txs);
       });
       if (!result.ok) throw new Error(result.reason);
       await this.keepBlockTxs(height, hash, result.proposal.txs);
@@ -380,10 +443,10 @@ export class PbftEngine implements ConsensusEngine {
     for (let round = 0; round < TX_FETCH_ROUNDS && stillMissing().length > 0; round++) {
       if (round > 0) await new Promise((r) => setTimeout(r, TX_FETCH_RETRY_MS));
       const connected = transport.peers().filter((p) => p.connected).map((p) => p.validatorIndex);
-      if (round === 0 && proposer !== this.o.index && connected.includes(proposer)) await ask(proposer, stillMissing());
+      if (round === 0 && proposer !== this.index && connected.includes(proposer)) await ask(proposer, stillMissing());
       const wanted = stillMissing();
       if (wanted.length === 0) break;
-      await Promise.all(connected.filter((i) => i !== this.o.index && (round > 0 || i !== proposer)).map((peer) => ask(peer, wanted)));
+      await Promise.all(connected.filter((i) => i !== this.index && (round > 0 || i !== proposer)).map((peer) => ask(peer, wanted)));
       const got = wanted.length - stillMissing().length;
       if (got > 0) logger.info({ proposer, round, fetched: got, missing: stillMissing().length }, 'fetched a proposal\'s transactions from validators other than its proposer');
     }
@@ -397,9 +460,11 @@ export class PbftEngine implements ConsensusEngine {
     this.syncing = true;
     const { pipeline, transport, logger } = this.o;
     try {
-      const peers = this.o.validators.map((v) => v.index).filter((i) => i !== this.o.index);
       let failures = 0;
-      while (this.running && pipeline.head.header.number < this.highestKnown && failures < peers.length * 2) {
+      for (;;) {
+        // Whoever is a validator now (sets change while a node syncs) and connected.
+        const peers = transport.peers().filter((p) => p.connected && p.validatorIndex !== this.index).map((p) => p.validatorIndex);
+        if (!this.running || pipeline.head.header.number >= this.highestKnown || peers.length === 0 || failures >= peers.length * 2) break;
         const peer = peers[(pipeline.head.header.number + failures) % peers.length]!;
         try {
           const peerHeight = await fetchPeerHeight(transport, peer, SYNC_TIMEOUT_MS);
@@ -421,6 +486,7 @@ export class PbftEngine implements ConsensusEngine {
             }
             this.enqueue({ type: 'syncedCommit', height: b.block.header.number, hash: b.block.hash, parentHash: b.block.header.parentHash, certificate: b.certificate });
           }
+          await this.afterCommits();
           failures = 0;
         } catch (err) {
           failures++;
@@ -439,11 +505,12 @@ export class PbftEngine implements ConsensusEngine {
     const h = headerFields(header);
     const hash = to0x(headerHash(h));
     if (h.number !== pipeline.head.header.number + 1) return { ok: false, reason: `block ${h.number} does not follow ${pipeline.head.header.number}` };
-    const cert = verifyCertificate(certificate, hash, this.o.validators);
+    // The set that signs h is final once h − 1 is committed (validator-schedule.ts).
+    const cert = verifyCertificate(certificate, hash, this.schedule.require(h.number));
     if (!cert.ok) return { ok: false, reason: `certificate of block ${h.number}: ${cert.reason}` };
     if (txs.length !== txHashes.length) return { ok: false, reason: 'transactions and hashes differ in number' };
     // Hashes are recomputed from the bytes: the header's txRoot then proves they are the block's.
-    const result = pipeline.validate(h, txs.map((bytes) => ({ hash: txHash(bytes), bytes })), this.o.validators, this.o.validators, certificate.view);
+    const result = pipeline.validate(h, txs.map((bytes) => ({ hash: txHash(bytes), bytes })), certificate.view);
     if (!result.ok) return { ok: false, reason: `block ${h.number}: ${result.reason}` };
     await pipeline.commit(result.proposal, certificate);
     return { ok: true };

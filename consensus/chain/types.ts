@@ -63,6 +63,11 @@ export interface ConsensusParams {
   blockTimeMs: number;
   /** base view-change timeout (ms); the PBFT engine grows it while views fail */
   viewTimeoutMs: number;
+  /**
+   * heights PBFT keeps in flight at once; validator changes made by block h apply from
+   * h + window + 1 (consensus/validator-schedule.ts), so every node must agree on it
+   */
+  window: number;
 }
 
 export interface Genesis {
@@ -79,4 +84,5 @@ export const DEFAULT_CONSENSUS_PARAMS: ConsensusParams = {
   maxBlockBytes: 4 * 1024 * 1024,
   blockTimeMs: 100,
   viewTimeoutMs: 2000,
+  window: 4,
 };

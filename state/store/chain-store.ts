@@ -207,6 +207,7 @@ export class ChainStore implements ChainReader {
     for (const [k, v] of c.stateWrites) {
       ops.push(v === null ? { type: 'del', key: key(Bucket.STATE, k) } : { type: 'put', key: key(Bucket.STATE, k), value: v });
     }
+    for (const m of c.meta ?? []) ops.push({ type: 'put', key: key(Bucket.META, utf8(m.name)), value: json(m.value) });
     const head: Head = { height, transactions: this.head.transactions + c.txs.length, rejected: this.head.rejected + rejected };
     ops.push({ type: 'put', key: HEAD_KEY, value: json(head) });
     await this.kv.write(ops);

@@ -38,6 +38,8 @@ export interface BlockCommit {
   txs: Uint8Array[];
   receipts: Receipt[];
   stateWrites: [Uint8Array, Uint8Array | null][];
+  /** engine records that must change with this very block (the validator schedule), by name */
+  meta?: { name: string; value: unknown }[];
 }
 
 /** Read side of the chain store: what RPC and sync need. */
