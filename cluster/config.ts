@@ -30,13 +30,18 @@ export interface PeerAddress {
   index: number;
   peerId: string;
   multiaddr: string;
+  /** its JSON-RPC URL: where this node follows the chain while no validator admits it (an observer) */
+  rpc?: string;
 }
 
 /** config.json of a node folder. */
 export interface NodeConfig {
   name: string;
-  /** this node's validator index in genesis */
-  index: number;
+  /**
+   * this node's validator index in genesis; null for a node that is not a genesis validator
+   * (`cluster add-node`): it follows the chain as an observer until governance adds it
+   */
+  index: number | null;
   /** RocksDB folder, relative to the node folder (or absolute) */
   dataDir: string;
   /** where the RPC server binds: 127.0.0.1 for a local cluster, 0.0.0.0 on a multi-host one */
@@ -66,8 +71,8 @@ export interface LoadedNode {
   dataDir: string;
   genesis: GenesisFile;
   keys: NodeKeys;
-  /** this node's own entry of genesis.validators */
-  validator: ValidatorRegistration;
+  /** this node's own entry of genesis.validators; null for an observer */
+  validator: ValidatorRegistration | null;
 }
 
 const CHAIN_RE = /^[0-9A-Za-z_.-]{1,64}$/;
@@ -214,7 +219,7 @@ export function validateNodeConfig(value: unknown, source = CONFIG_FILE): NodeCo
   const c: Check = new Check(source);
   const v = c.object(value, '', NODE_FIX);
   const name = c.string(v.name, 'name', NODE_FIX);
-  const index = c.integer(v.index, 'index', 0, Number.MAX_SAFE_INTEGER, NODE_FIX);
+  const index = v.index === null ? null : c.integer(v.index, 'index', 0, Number.MAX_SAFE_INTEGER, NODE_FIX);
   const dataDir = c.string(v.dataDir, 'dataDir', NODE_FIX);
   const rpc = c.object(v.rpc, 'rpc', NODE_FIX);
   const rpcHost = c.string(rpc.host, 'rpc.host', NODE_FIX);
@@ -228,7 +233,11 @@ export function validateNodeConfig(value: unknown, source = CONFIG_FILE): NodeCo
     const peerIndex = c.integer(p.index, `${at}.index`, 0, Number.MAX_SAFE_INTEGER, NODE_FIX);
     const peerId = c.string(p.peerId, `${at}.peerId`, NODE_FIX);
     checkPeerId(c, peerId, `${at}.peerId`);
-    return { index: peerIndex, peerId, multiaddr: checkMultiaddr(c, p.multiaddr, `${at}.multiaddr`) };
+    const multiaddr = checkMultiaddr(c, p.multiaddr, `${at}.multiaddr`);
+    if (p.rpc === undefined) return { index: peerIndex, peerId, multiaddr };
+    const rpc = c.string(p.rpc, `${at}.rpc`, NODE_FIX);
+    if (!/^https?:\/\/[^/]+\/?$/.test(rpc)) c.fail(`${at}.rpc`, `(${rpc}) must be an http(s) URL such as http://10.0.0.2:26651`, NODE_FIX);
+    return { index: peerIndex, peerId, multiaddr, rpc };
   });
   const pool = c.object(v.pool, 'pool', NODE_FIX);
   const limits = c.object(v.rpcLimits, 'rpcLimits', NODE_FIX);
@@ -282,15 +291,22 @@ export function loadNodeConfig(dir: string): LoadedNode {
   const genesisPath = join(abs, GENESIS_FILE);
   const genesis = loadGenesis(genesisPath);
 
-  const validator = genesis.validators.find((v) => v.index === config.index);
   const mismatch = `The node folder does not belong to this genesis: copy the whole folder again from one \`goodness cluster init\`.`;
-  if (!validator) throw new UserError(`${configPath}: index ${config.index} is not a validator of ${genesisPath}. ${mismatch}`);
-  if (validator.peerId !== keys.peerId) throw new UserError(`${keyPath}: peer id ${keys.peerId} is not the one genesis registers for validator ${config.index} (${validator.peerId}). ${mismatch}`);
-  if (validator.blsPublicKey !== to0x(keys.blsPublicKey)) throw new UserError(`${keyPath}: the BLS key is not the one genesis registers for validator ${config.index}. ${mismatch}`);
+  let validator: ValidatorRegistration | null = null;
+  if (config.index === null) {
+    const registered = genesis.validators.find((v) => v.peerId === keys.peerId);
+    if (registered) throw new UserError(`${configPath}: index is null (an observer), but genesis registers this node's key as validator ${registered.index}: set "index": ${registered.index}.`);
+  } else {
+    validator = genesis.validators.find((v) => v.index === config.index) ?? null;
+    if (!validator) throw new UserError(`${configPath}: index ${config.index} is not a validator of ${genesisPath}. ${mismatch}`);
+    if (validator.peerId !== keys.peerId) throw new UserError(`${keyPath}: peer id ${keys.peerId} is not the one genesis registers for validator ${config.index} (${validator.peerId}). ${mismatch}`);
+    if (validator.blsPublicKey !== to0x(keys.blsPublicKey)) throw new UserError(`${keyPath}: the BLS key is not the one genesis registers for validator ${config.index}. ${mismatch}`);
+  }
   config.peers.forEach((peer, i) => {
+    // A peer with a genesis index must be that validator; others joined later by governance.
     const registered = genesis.validators.find((v) => v.index === peer.index);
-    if (!registered || registered.peerId !== peer.peerId) {
-      throw new UserError(`${configPath}: peers[${i}] (index ${peer.index}, ${peer.peerId}) is not a validator of ${genesisPath}. ${mismatch}`);
+    if (registered && registered.peerId !== peer.peerId) {
+      throw new UserError(`${configPath}: peers[${i}] (index ${peer.index}, ${peer.peerId}) is not validator ${peer.index} of ${genesisPath}. ${mismatch}`);
     }
   });
   const dataDir = isAbsolute(config.dataDir) ? config.dataDir : join(abs, config.dataDir);
@@ -301,5 +317,9 @@ export function loadNodeConfig(dir: string): LoadedNode {
 export function rpcUrlOf(config: NodeConfig): string {
   let host = config.rpc.host;
   if (host === '0.0.0.0' || host === '::') host = MULTIADDR_RE.exec(config.p2p.announce)?.[0].split('/')[2] ?? '127.0.0.1';
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.rpc.port}`;
+  return httpUrl(host, config.rpc.port);
+}
+
+export function httpUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -12,6 +12,7 @@ import {
   GENESIS_FILE,
   STATE_MACHINES,
   UserError,
+  httpUrl,
   rpcUrlOf,
   validateGenesis,
   validateGoodnessApp,
@@ -109,7 +110,7 @@ function readAppState(path: string, machine: StateMachineName): unknown {
   return app;
 }
 
-function writeJsonAtomic(path: string, value: unknown): void {
+export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
   renameSync(tmp, path);
@@ -164,7 +165,7 @@ export async function initCluster(opts: InitOptions): Promise<NodeSummary[]> {
       dataDir: 'data',
       rpc: { host: bindHost, port: ports.rpc },
       p2p: { listen: tcpMultiaddr(bindHost, ports.p2p), announce: announceOf(i) },
-      peers: keys.flatMap((k, j) => (j === i ? [] : [{ index: j, peerId: k.peerId, multiaddr: announceOf(j) }])),
+      peers: keys.flatMap((k, j) => (j === i ? [] : [{ index: j, peerId: k.peerId, multiaddr: announceOf(j), rpc: httpUrl(hostOf(j), portsOf(opts.basePort, j).rpc) }])),
       pool: { ...DEFAULT_POOL_LIMITS },
       rpcLimits: { ...DEFAULT_RPC_LIMITS },
     };

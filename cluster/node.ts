@@ -22,7 +22,9 @@ import { KvMachine } from '../state/kv-machine.ts';
 import type { StateMachine } from '../state/machine.ts';
 import { ChainStore } from '../state/store/chain-store.ts';
 import { RocksKvStore } from '../state/store/kv-store.ts';
+import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
+import { RpcFollowSource } from './rpc-follow.ts';
 
 export const VERSION = '0.1.0';
 const REGOSSIP_AFTER_MS = 2_000;
@@ -38,10 +40,12 @@ export interface NodeOptions {
   dataDir: string;
   rpc: { host: string; port: number; maxBodyBytes?: number; maxBatch?: number };
   pool: { maxTxs: number; maxBytes: number; maxPerSender: number };
-  p2p: { privateKey: PrivateKey; listen: string; announce: string; peers: { index: number; peerId: string; multiaddr: string }[] };
+  p2p: { privateKey: PrivateKey; listen: string; announce: string; peers: { index: number; peerId: string; multiaddr: string; rpc?: string }[] };
   logger?: Logger;
   /** worker threads verifying admission signatures: default one per core; 0 verifies on the main thread */
   verifierThreads?: number;
+  /** where the admin socket (backups of the running node) listens; none when absent */
+  adminSocket?: string;
 }
 
 export function createMachine(kind: 'goodness' | 'kv' | undefined): StateMachine {
@@ -61,12 +65,17 @@ export class GoodnessNode {
   readonly pool: TxPool;
   private readonly verifier: SignatureVerifier;
   private stopped = false;
+  /** other nodes' JSON-RPC, for following the chain while no validator admits this node */
+  private readonly follow: RpcFollowSource | null;
+  private admin: AdminServer | null = null;
   private readonly admissions: Counter<'result'>;
 
   constructor(readonly o: NodeOptions) {
     this.log = o.logger ?? pino({ name: o.name });
     this.machine = createMachine(o.genesis.stateMachine);
     this.pool = new TxPool(o.pool);
+    const followUrls = o.p2p.peers.flatMap((p) => (p.rpc ? [p.rpc] : []));
+    this.follow = followUrls.length > 0 ? new RpcFollowSource(followUrls) : null;
     this.verifier = o.verifierThreads === 0 ? new InlineVerifier() : new WorkerVerifier(o.verifierThreads);
     this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
   }
@@ -107,6 +116,7 @@ export class GoodnessNode {
       // Governance changed the validators: p2p accepts (and dials, where this node knows an
       // address) exactly the ones that sign a height from the next on.
       onValidatorsChanged: (validators) => this.p2p.setValidators(validators.map((v) => this.validatorPeer(v))),
+      follow: this.follow ?? undefined,
     });
     await this.p2p.start();
     this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
@@ -122,7 +132,10 @@ export class GoodnessNode {
       onInternalError: (err: unknown, method: string) => this.log.error({ err, method }, 'rpc handler failed'),
     });
     await this.engine.start();
-    this.log.info({ rpc: this.rpcServer.url }, 'node started');
+    if (this.o.adminSocket) {
+      this.admin = await startAdminServer({ path: this.o.adminSocket, kv: this.store.kv, node: this.o.name, machine: this.o.genesis.stateMachine ?? 'goodness', log: this.log.child({ component: 'admin' }) });
+    }
+    this.log.info({ rpc: this.rpcServer.url, validatorIndex: this.engine.validatorIndex() }, this.engine.validatorIndex() === -1 ? 'node started as an observer: it follows the chain until governance adds it as a validator' : 'node started');
   }
 
   /** A validator as p2p dials it: the address from config.json's peers, when this node has one for that peer. */
@@ -133,8 +146,11 @@ export class GoodnessNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // First: a backup in progress is aborted before the store it reads closes.
+    await this.admin?.close();
     await this.rpcServer?.close();
     await this.engine?.stop();
+    await this.follow?.close();
     clearInterval(this.regossipTimer);
     this.gossip?.stop();
     await this.p2p?.stop();
@@ -143,7 +159,6 @@ export class GoodnessNode {
     this.log.info('node stopped');
   }
 
-  /** Admission (DESIGN.md): cheap refusals first, the signature once, then the pool's limits. */
   /**
    * Gossip is best effort (a peer's queue may drop batches, a connection may be down), and a
    * transaction only one validator holds is proposed only when that validator leads. So a
@@ -160,9 +175,11 @@ export class GoodnessNode {
     // such stale entries are dropped rather than gossiped again.
     const committed = stale.length > 0 ? await this.store.committedAmong(stale.map((e) => e.hash)) : new Set<string>();
     if (committed.size > 0) this.pool.removeCommitted([...committed]);
+    const forward = this.forwarding();
     for (const e of stale) {
       if (committed.has(e.hash)) continue;
-      this.gossip.add(e.bytes);
+      if (forward) forward.forward(e.bytes);
+      else this.gossip.add(e.bytes);
       this.regossipedAt.set(e.hash, now);
     }
     for (const h of this.regossipedAt.keys()) if (!this.pool.has(h)) this.regossipedAt.delete(h);
@@ -174,8 +191,22 @@ export class GoodnessNode {
   /** A client's transaction: admitted here, then gossiped to the other validators. */
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
     const result = await this.admit(bytes);
-    if (result.ok) this.gossip.add(bytes);
+    if (result.ok) {
+      const forward = this.forwarding();
+      if (forward) forward.forward(bytes);
+      else this.gossip.add(bytes);
+    }
     return result;
+  }
+
+  /**
+   * Where a client's transaction goes when no validator is connected (an observer, a removed
+   * validator): to the other nodes' JSON-RPC, since gossip would reach no one. Null while p2p
+   * reaches a validator.
+   */
+  private forwarding(): RpcFollowSource | null {
+    if (!this.follow || this.p2p.peers().some((p) => p.connected)) return null;
+    return this.follow;
   }
 
   /** Admission of a client's or a peer's transaction (a gossiped one is not gossiped again). */
@@ -302,6 +333,7 @@ export async function runNode(dir: string, opts: { logLevel?: string } = {}): Pr
     pool: config.pool,
     p2p: { privateKey: loaded.keys.peerPrivateKey, listen: config.p2p.listen, announce: config.p2p.announce, peers: config.peers },
     logger,
+    adminSocket: join(loaded.dir, ADMIN_SOCKET),
   });
   const pidFile = join(loaded.dir, PID_FILE);
   let stopping = false;

@@ -27,6 +27,16 @@ export interface SyncedBlock {
   txs: Uint8Array[];
 }
 
+/** Somewhere to fetch committed blocks from: a validator over p2p, or nodes' JSON-RPC. The engine checks every block. */
+export interface BlockSource {
+  readonly name: string;
+  height(): Promise<number>;
+  /** committed blocks from `from` on (at least one when the source has it, a bounded number) */
+  blocks(from: number): Promise<SyncedBlock[]>;
+  /** the source sent a block that does not check out */
+  penalize?(reason: string): void;
+}
+
 function encode(value: unknown): Uint8Array {
   return utf8(JSON.stringify(value));
 }

@@ -4,7 +4,7 @@
 // pipeline (answers come back as events); commit in height order; sync from peers when behind.
 import type { Logger } from 'pino';
 import { BlockPipeline, type Proposal } from './block-pipeline.ts';
-import { fetchBlocks, fetchPeerHeight, fetchTxs, serveSync } from './block-sync.ts';
+import { fetchBlocks, fetchPeerHeight, fetchTxs, serveSync, type BlockSource } from './block-sync.ts';
 import { maxFaulty, quorumSize, verifyCertificate } from './chain/certificate.ts';
 import { headerFields, headerHash } from './chain/header.ts';
 import type { CommitCertificate, ConsensusParams, Header, Validator, ValidatorRegistration } from './chain/types.ts';
@@ -37,7 +37,12 @@ export interface PbftEngineOptions {
    * the node points p2p at them. Called with the genesis set at start.
    */
   onValidatorsChanged?(validators: ValidatorRegistration[]): void;
+  /** where a node with no validator connected fetches certified blocks (other nodes' JSON-RPC: cluster/rpc-follow.ts) */
+  follow?: BlockSource;
 }
+
+/** How often a node with no validator peers asks `follow` for its height. */
+const FOLLOW_INTERVAL_MS = 1_000;
 
 const TX_FETCH_TIMEOUT_MS = 2_000;
 /** rounds of asking peers for a proposal's missing transactions (a restarted node may not be connected to all yet) */
@@ -112,6 +117,11 @@ export class PbftEngine implements ConsensusEngine {
     this.unsubscribe.push(pipeline.pool.onAdded(() => this.reportPending()));
     this.enqueue({ type: 'start' });
     this.reportPending();
+    if (this.o.follow) {
+      const timer = setInterval(() => void this.followTick(), FOLLOW_INTERVAL_MS);
+      timer.unref();
+      this.unsubscribe.push(() => clearInterval(timer));
+    }
   }
 
   private genesisHash = '';
@@ -369,8 +379,12 @@ export class PbftEngine implements ConsensusEngine {
       const result = await this.withMachine(() => {
         // A block the core gave up while this validation waited must leave no speculative state.
         if ((this.abandonments.get(hash) ?? 0) !== abandonedBefore) return { ok: false as const, reason: 'abandoned while waiting' };
+        // Sync committed this height meanwhile: the core learns it from syncedCommit, and a
+        // refusal here would only blame an honest leader.
+        if (height <= this.o.pipeline.head.header.number) return null;
         return this.o.pipeline.validate(headerFields(header), txs);
       });
+      if (result === null) return;
       if (!result.ok) throw new Error(result.reason);
       await this.keepBlockTxs(height, hash, result.proposal.txs);
       ok = true;
@@ -462,26 +476,27 @@ export class PbftEngine implements ConsensusEngine {
     try {
       let failures = 0;
       for (;;) {
-        // Whoever is a validator now (sets change while a node syncs) and connected.
-        const peers = transport.peers().filter((p) => p.connected && p.validatorIndex !== this.index).map((p) => p.validatorIndex);
-        if (!this.running || pipeline.head.header.number >= this.highestKnown || peers.length === 0 || failures >= peers.length * 2) break;
-        const peer = peers[(pipeline.head.header.number + failures) % peers.length]!;
+        const sources = this.syncSources();
+        if (!this.running || pipeline.head.header.number >= this.highestKnown || sources.length === 0 || failures >= sources.length * 2) break;
+        const source = sources[(pipeline.head.header.number + failures) % sources.length]!;
         try {
-          const peerHeight = await fetchPeerHeight(transport, peer, SYNC_TIMEOUT_MS);
+          const peerHeight = await source.height();
           this.highestKnown = Math.max(this.highestKnown, peerHeight);
           if (peerHeight <= pipeline.head.header.number) {
             failures++;
             continue;
           }
-          const blocks = await fetchBlocks(transport, peer, pipeline.head.header.number + 1, SYNC_TIMEOUT_MS);
+          const blocks = await source.blocks(pipeline.head.header.number + 1);
           if (blocks.length === 0) {
             failures++;
             continue;
           }
           for (const b of blocks) {
+            // Consensus may have committed some of these while they were on their way.
+            if (b.block.header.number <= pipeline.head.header.number) continue;
             const applied = await this.withMachine(() => this.applySynced(b.block.header, b.block.txHashes, b.txs, b.certificate));
             if (!applied.ok) {
-              transport.penalize(peer, 'bad-sync-block');
+              source.penalize?.('bad-sync-block');
               throw new Error(applied.reason);
             }
             this.enqueue({ type: 'syncedCommit', height: b.block.header.number, hash: b.block.hash, parentHash: b.block.header.parentHash, certificate: b.certificate });
@@ -490,13 +505,44 @@ export class PbftEngine implements ConsensusEngine {
           failures = 0;
         } catch (err) {
           failures++;
-          logger.warn({ peer, err: String(err) }, 'sync from peer failed');
+          logger.warn({ source: source.name, err: String(err) }, 'sync from peer failed');
         }
       }
     } finally {
       this.syncing = false;
       // The core asks for a target once; told that this attempt ended, it may ask again.
       this.enqueue({ type: 'syncDone' });
+    }
+  }
+
+  /**
+   * Where certified blocks come from: the connected validators (whoever is one now: sets change
+   * while a node syncs), else the nodes' JSON-RPC (`follow`): a node that is not a validator,
+   * or no longer one, is refused on the validators' p2p network and follows by RPC. Every block
+   * is checked the same way whatever its source.
+   */
+  private syncSources(): BlockSource[] {
+    const { transport } = this.o;
+    const peers = transport.peers().filter((p) => p.connected && p.validatorIndex !== this.index);
+    if (peers.length === 0) return this.o.follow ? [this.o.follow] : [];
+    return peers.map(({ validatorIndex: peer }) => ({
+      name: `validator ${peer}`,
+      height: () => fetchPeerHeight(transport, peer, SYNC_TIMEOUT_MS),
+      blocks: (from: number) => fetchBlocks(transport, peer, from, SYNC_TIMEOUT_MS),
+      penalize: (reason: string) => transport.penalize(peer, reason),
+    }));
+  }
+
+  /** Without validator peers (an observer, a removed validator), polls `follow` and syncs when it is ahead. */
+  private async followTick(): Promise<void> {
+    const follow = this.o.follow;
+    if (!follow || this.syncing || !this.running) return;
+    if (this.index !== -1 && this.o.transport.peers().some((p) => p.connected)) return;
+    try {
+      const height = await follow.height();
+      if (height > this.o.pipeline.head.header.number) await this.sync(height);
+    } catch (err) {
+      this.o.logger.debug({ source: follow.name, err: String(err) }, 'follow: no answer');
     }
   }
 
