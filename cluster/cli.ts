@@ -2,6 +2,7 @@
 // that `--help` answers at once without loading libp2p, RocksDB or BLS.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerBenchCommand } from './bench/command.ts';
+import { registerGovCommand } from './gov.ts';
 import { UserError } from './config.ts';
 import type { NodeSummary } from './init.ts';
 
@@ -119,6 +120,22 @@ export function buildProgram(): Command {
       console.log(statusTable(nodes));
     });
 
+  cluster
+    .command('add-node')
+    .description('make a folder for one more node of the cluster in DIR: it starts as an observer that follows the chain, and becomes a validator when governance adds it (goodness gov propose --add-validator FOLDER)')
+    .requiredOption('--dir <DIR>', 'the cluster folder made by `goodness cluster init`')
+    .option('--host <HOST>', 'the new node\'s host on a multi-host cluster (it binds 0.0.0.0 and announces HOST)')
+    .option('--port <P>', 'its p2p port (RPC on P + 1); default: the next pair after the local nodes, or 26650 with --host', integerOption('--port', 1, 65534))
+    .option('--json', 'print {node: {name, dir, rpc, p2p, ...}, action} as JSON')
+    .action(async (o: { dir: string; host?: string; port?: number; json?: boolean }) => {
+      const { addNode } = await import('./add-node.ts');
+      const added = await addNode({ dir: o.dir, host: o.host, port: o.port });
+      if (o.json) return printJson(added);
+      console.log(`Made ${added.node.dir} (RPC ${added.node.rpc}, p2p ${added.node.p2p}).`);
+      console.log(`\n1. Start it: ${o.host ? `copy the folder to ${o.host} and run \`goodness node --dir FOLDER\` there` : `goodness cluster start --dir ${o.dir} (or goodness node --dir ${added.node.dir})`}; it follows the chain as an observer.`);
+      console.log(`2. Once it has caught up (goodness cluster status), make it a validator:\n   goodness gov propose --rpc URL --key GOVERNOR_KEY --proposal add-${added.node.name} --add-validator ${added.node.dir}`);
+    });
+
   program
     .command('node')
     .description('run one node in the foreground (what a service manager or a container runs); stops cleanly on SIGINT or SIGTERM')
@@ -128,6 +145,38 @@ export function buildProgram(): Command {
       // Loaded only here: libp2p, RocksDB and the machines are not needed by the other commands.
       const { runNode } = await import('./node.ts');
       await runNode(o.dir, { logLevel: o.logLevel });
+    });
+
+  program
+    .command('backup')
+    .description(
+      "write a consistent snapshot of a node's chain data (blocks, certificates, transactions, receipts, state) to a new folder; a running node writes it itself, asked over NODE_FOLDER/admin.sock, and keeps committing meanwhile; a stopped node's data dir is read directly",
+    )
+    .requiredOption('--dir <DIR>', 'the node folder, such as DIR/node0 of `goodness cluster init --dir DIR`')
+    .requiredOption('--out <BACKUP_DIR>', 'a new or empty folder for the backup (manifest.json and snapshot.bin)')
+    .option('--json', 'print the manifest as JSON: {format, version, chain, genesisHash, machine, height, blockHash, appHash, blockTime, createdAt, node, entries, bytes, sha256, excluded}')
+    .addHelpText('after', '\nExample:\n  goodness backup --dir ./mychain/node3 --out ./backups/node3-$(date +%F)')
+    .action(async (o: { dir: string; out: string; json?: boolean }) => {
+      const { backupNode } = await import('./backup-cli.ts');
+      const { manifest: m, out, online } = await backupNode(o.dir, o.out);
+      if (o.json) return printJson(m);
+      console.log(`Backed up ${m.node} (${online ? 'running: it wrote the snapshot itself' : 'stopped: read from its data dir'}) to ${out}:`);
+      console.log(`  chain    ${m.chain}\n  height   ${m.height}\n  block    ${m.blockHash}\n  app hash ${m.appHash}\n  size     ${m.entries} entries, ${m.bytes} bytes`);
+      console.log(`\nRestore it into a stopped node with: goodness restore --from ${out} --dir NODE_FOLDER`);
+    });
+
+  program
+    .command('restore')
+    .description("replace a stopped node's data dir with a backup of its chain; started again, the node syncs the blocks committed since the backup from its peers")
+    .requiredOption('--from <BACKUP_DIR>', 'a folder written by `goodness backup`')
+    .requiredOption('--dir <DIR>', 'the node folder; the node must be stopped')
+    .option('--force', 'replace a data dir that is not empty: it is moved aside to DATA_DIR.replaced-TIME, not deleted')
+    .action(async (o: { from: string; dir: string; force?: boolean }) => {
+      const { restoreNode } = await import('./backup-cli.ts');
+      const { manifest: m, dataDir, movedAside } = await restoreNode(o.from, o.dir, { force: o.force });
+      console.log(`Restored ${dataDir} from ${o.from}: chain ${m.chain} at height ${m.height} (block ${m.blockHash}), ${m.entries} entries, taken from ${m.node} at ${m.createdAt}.`);
+      if (movedAside) console.log(`The data dir it replaced is now ${movedAside}: delete it once the node has caught up.`);
+      console.log(`\nStart the node (goodness node --dir ${o.dir}): it syncs the blocks after ${m.height} from its peers.`);
     });
 
   program
@@ -141,6 +190,7 @@ export function buildProgram(): Command {
 
   // The load driver (spec/cli.md "The load driver"): options in bench/command.ts.
   registerBenchCommand(program);
+  registerGovCommand(program);
 
   return program;
 }
