@@ -5,6 +5,7 @@ import { registerBenchCommand } from './bench/command.ts';
 import { registerGovCommand } from './gov.ts';
 import { UserError } from './config.ts';
 import type { NodeSummary } from './init.ts';
+import type { NodeStatus } from './local.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -33,10 +34,44 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
-export function statusTable(nodes: NodeSummary[]): string {
+/** "0.4s", "12s", "5m", "3h": how long ago, at a glance. */
+export function ago(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m`;
+  return `${Math.round(ms / 3_600_000)}h`;
+}
+
+function roleCell(n: Partial<NodeStatus>): string {
+  if (n.role === 'observer') return 'observer';
+  return n.validatorIndex === null || n.validatorIndex === undefined ? '-' : String(n.validatorIndex);
+}
+
+function syncCell(n: Partial<NodeStatus>): string {
+  if (n.syncing === null || n.syncing === undefined) return '-';
+  return n.syncing ? `yes, to ${show(n.highestKnownHeight ?? null)}` : 'no';
+}
+
+/** The `cluster status` table; takes plain summaries too (the extra columns then show -). */
+export function statusTable(nodes: (NodeSummary & Partial<NodeStatus>)[]): string {
   return table(
-    ['NODE', 'PID', 'HEIGHT', 'VIEW', 'PEERS', 'PENDING', 'RPC', 'P2P'],
-    nodes.map((n) => [n.name, show(n.pid), show(n.height), show(n.view), show(n.peers), show(n.pending), n.rpc, n.p2p]),
+    ['NODE', 'PID', 'INDEX', 'HEIGHT', 'VIEW', 'LEADER', 'LAST COMMIT', 'VIEW CHANGES', 'SYNCING', 'PEERS', 'PENDING', 'RPC', 'P2P'],
+    nodes.map((n) => [
+      n.name,
+      show(n.pid),
+      roleCell(n),
+      show(n.height),
+      show(n.view),
+      show(n.leader ?? null),
+      ago(n.lastCommitAgeMs),
+      show(n.viewChanges ?? null),
+      syncCell(n),
+      show(n.peers),
+      show(n.pending),
+      n.rpc,
+      n.p2p,
+    ]),
   );
 }
 
@@ -87,9 +122,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <LEVEL>', 'log level of the nodes').choices(LOG_LEVELS))
     .option('--json', 'print the nodes as JSON: [{name, dir, rpc, p2p, pid, height, view, peers, pending}]')
     .action(async (o: { dir: string; timeout: number; logLevel?: string; json?: boolean }) => {
-      const { startCluster } = await import('./local.ts');
+      const { startCluster, summaryOf } = await import('./local.ts');
       const nodes = await startCluster(o.dir, { timeoutMs: o.timeout * 1000, logLevel: o.logLevel });
-      if (o.json) return printJson(nodes);
+      // The keys of `cluster init --json`; `cluster status --json` adds the consensus glance.
+      if (o.json) return printJson(nodes.map(summaryOf));
       console.log(`${nodes.length} node${nodes.length === 1 ? '' : 's'} running. RPC:`);
       for (const n of nodes) console.log(`  ${n.name}  ${n.rpc}`);
       console.log(`\nStatus: goodness cluster status --dir ${o.dir}\nStop:   goodness cluster stop --dir ${o.dir}`);
@@ -110,9 +146,9 @@ export function buildProgram(): Command {
 
   cluster
     .command('status')
-    .description('a table of each node: pid, height, view, peers, pool size (- where a node does not answer)')
+    .description('a table of each node: pid, validator index (or observer), height, view, leader, time since its last commit, view changes since it started, syncing, peers, pool size (- where a node does not answer)')
     .requiredOption('--dir <DIR>', 'the cluster folder')
-    .option('--json', 'print the nodes as JSON: [{name, dir, rpc, p2p, pid, height, view, peers, pending}], null where unknown')
+    .option('--json', 'print the nodes as JSON: [{name, dir, rpc, p2p, pid, height, view, peers, pending, role, validatorIndex, leader, lastCommitAgeMs, viewChanges, syncing, highestKnownHeight}], null where unknown')
     .action(async (o: { dir: string; json?: boolean }) => {
       const { clusterStatus } = await import('./local.ts');
       const nodes = await clusterStatus(o.dir);

@@ -115,7 +115,7 @@ export interface StartOptions {
  * Starts every node of `dir` that is not running, detached, and waits until all answer
  * GET /health with 200. Returns the nodes as `cluster status` sees them then.
  */
-export async function startCluster(dir: string, opts: StartOptions = {}): Promise<NodeSummary[]> {
+export async function startCluster(dir: string, opts: StartOptions = {}): Promise<NodeStatus[]> {
   const nodes = listNodes(dir);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const exits = new Map<string, string>();
@@ -228,13 +228,70 @@ export async function rpcCall(url: string, method: string): Promise<unknown> {
 }
 
 const numberOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const objectOr = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
 
-/** One node's status over RPC; null for each fact the node does not give within a second. */
-export async function nodeStatus(node: LocalNode): Promise<NodeSummary> {
-  const [blockNumber, consensus, peers, pending] = await Promise.all(
-    ['getBlockNumber', 'getConsensusStatus', 'getPeers', 'getPendingTxSize'].map((m) => rpcCall(node.rpc, m)),
-  );
-  const status = (typeof consensus === 'object' && consensus !== null ? consensus : {}) as { height?: unknown; view?: unknown };
+/**
+ * What `cluster status` shows of a node: spec/cli.md's keys (NodeSummary), then what a glance at
+ * a running cluster needs. Null where the node does not answer (or cannot know).
+ */
+export interface NodeStatus extends NodeSummary {
+  /** 'validator' when the node's peer id is in the set that signs the next block, else 'observer' */
+  role: 'validator' | 'observer' | null;
+  /** its index in that set (null for an observer) */
+  validatorIndex: number | null;
+  /** the leader of its current view */
+  leader: number | null;
+  /** ms since its last commit, by this host's clock; null before its first commit since it started */
+  lastCommitAgeMs: number | null;
+  /** moves of its view since it started, all causes (goodness_view_changes_total) */
+  viewChanges: number | null;
+  syncing: boolean | null;
+  /** the highest height it knows of (its sync target while syncing) */
+  highestKnownHeight: number | null;
+}
+
+/** Only spec/cli.md's keys: what `cluster init` and `cluster start` print with --json. */
+export function summaryOf(s: NodeSummary): NodeSummary {
+  const { name, dir, rpc, p2p, pid, height, view, peers, pending } = s;
+  return { name, dir, rpc, p2p, pid, height, view, peers, pending };
+}
+
+/** Sum of every series of one metric in Prometheus text (null when the metric is absent). */
+export function metricTotal(text: string, name: string): number | null {
+  let total: number | null = null;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) total = (total ?? 0) + value;
+  }
+  return total;
+}
+
+async function metricsText(rpc: string): Promise<string | null> {
+  try {
+    const res = await fetch(`${rpc}/metrics`, { signal: AbortSignal.timeout(RPC_TIMEOUT_MS) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.text();
+  } catch {
+    return null;
+  }
+}
+
+/** One node's status over RPC and /metrics; null for each fact the node does not give within a second. */
+export async function nodeStatus(node: LocalNode, now: () => number = Date.now): Promise<NodeStatus> {
+  const [[blockNumber, consensus, peers, pending, version, sync], metrics] = await Promise.all([
+    Promise.all(['getBlockNumber', 'getConsensusStatus', 'getPeers', 'getPendingTxSize', 'getClientVersion', 'getSyncStatus'].map((m) => rpcCall(node.rpc, m))),
+    metricsText(node.rpc),
+  ]);
+  const status = objectOr(consensus);
+  const syncStatus = objectOr(sync);
+  const nodeId = objectOr(version).nodeId;
+  const validators = Array.isArray(status.validators) ? (status.validators as { index?: unknown; peerId?: unknown }[]) : null;
+  const me = validators && typeof nodeId === 'string' ? validators.find((v) => v.peerId === nodeId) : undefined;
+  const lastCommitTime = numberOrNull(status.lastCommitTime);
   return {
     name: node.name,
     dir: node.dir,
@@ -245,9 +302,17 @@ export async function nodeStatus(node: LocalNode): Promise<NodeSummary> {
     view: numberOrNull(status.view),
     peers: Array.isArray(peers) ? peers.length : null,
     pending: numberOrNull(pending),
+    role: validators && typeof nodeId === 'string' ? (me ? 'validator' : 'observer') : null,
+    validatorIndex: numberOrNull(me?.index),
+    // The engine says -1 while it knows no set for the next height.
+    leader: (numberOrNull(status.leader) ?? -1) >= 0 ? (status.leader as number) : null,
+    lastCommitAgeMs: lastCommitTime === null ? null : Math.max(0, now() - lastCommitTime),
+    viewChanges: metrics === null ? null : metricTotal(metrics, 'goodness_view_changes_total'),
+    syncing: typeof syncStatus.syncing === 'boolean' ? syncStatus.syncing : null,
+    highestKnownHeight: numberOrNull(syncStatus.highestKnownHeight),
   };
 }
 
-export async function clusterStatus(dir: string): Promise<NodeSummary[]> {
-  return Promise.all(listNodes(dir).map(nodeStatus));
+export async function clusterStatus(dir: string): Promise<NodeStatus[]> {
+  return Promise.all(listNodes(dir).map((node) => nodeStatus(node)));
 }

@@ -24,6 +24,7 @@ import { ChainStore } from '../state/store/chain-store.ts';
 import { RocksKvStore } from '../state/store/kv-store.ts';
 import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
+import { registerNodeMetrics } from './node-metrics.ts';
 import { RpcFollowSource } from './rpc-follow.ts';
 
 export const VERSION = '0.1.0';
@@ -53,7 +54,9 @@ export function createMachine(kind: 'goodness' | 'kv' | undefined): StateMachine
 }
 
 export class GoodnessNode {
+  /** the node's own lines ({component: 'node'}); p2p, consensus and admin log through children of the root */
   readonly log: Logger;
+  private readonly rootLog: Logger;
   readonly registry = new Registry();
   private store!: ChainStore;
   private pipeline!: BlockPipeline;
@@ -71,7 +74,9 @@ export class GoodnessNode {
   private readonly admissions: Counter<'result'>;
 
   constructor(readonly o: NodeOptions) {
-    this.log = o.logger ?? pino({ name: o.name });
+    // Every line carries a component: a child of a child with the same key would print it twice.
+    this.rootLog = o.logger ?? pino({ name: o.name });
+    this.log = this.rootLog.child({ component: 'node' });
     this.machine = createMachine(o.genesis.stateMachine);
     this.pool = new TxPool(o.pool);
     const followUrls = o.p2p.peers.flatMap((p) => (p.rpc ? [p.rpc] : []));
@@ -98,7 +103,7 @@ export class GoodnessNode {
       protocolPrefix: `/goodness/${this.o.genesis.chain}`,
       // Sync answers carry whole blocks (up to 4 MiB of transactions, base64 in JSON).
       maxFrameBytes: 16 * 1024 * 1024,
-      logger: this.log.child({ component: 'p2p' }),
+      logger: this.rootLog.child({ component: 'p2p' }),
     });
     this.gossip = new TxGossip(this.p2p, { onTx: (tx) => void this.admit(tx) });
     this.engine = new PbftEngine({
@@ -108,7 +113,7 @@ export class GoodnessNode {
       blsSecretKey: this.o.blsSecretKey,
       blsPublicKey: to0x(blsPublicKeyOf(this.o.blsSecretKey)),
       params: this.o.genesis.consensus,
-      logger: this.log.child({ component: 'consensus' }),
+      logger: this.rootLog.child({ component: 'consensus' }),
       onFatal: (reason) => {
         this.log.fatal({ reason }, 'consensus stopped; the node exits so that it cannot fork from a half-known state');
         void this.stop().finally(() => process.exit(1));
@@ -133,7 +138,7 @@ export class GoodnessNode {
     });
     await this.engine.start();
     if (this.o.adminSocket) {
-      this.admin = await startAdminServer({ path: this.o.adminSocket, kv: this.store.kv, node: this.o.name, machine: this.o.genesis.stateMachine ?? 'goodness', log: this.log.child({ component: 'admin' }) });
+      this.admin = await startAdminServer({ path: this.o.adminSocket, kv: this.store.kv, node: this.o.name, machine: this.o.genesis.stateMachine ?? 'goodness', log: this.rootLog.child({ component: 'admin' }) });
     }
     this.log.info({ rpc: this.rpcServer.url, validatorIndex: this.engine.validatorIndex() }, this.engine.validatorIndex() === -1 ? 'node started as an observer: it follows the chain until governance adds it as a validator' : 'node started');
   }
@@ -280,6 +285,7 @@ export class GoodnessNode {
     byPeerChannel('goodness_p2p_received_bytes', 'bytes received, by peer and channel', (x, c) => x.received[c].bytes);
     byPeerChannel('goodness_p2p_received_messages', 'messages received, by peer and channel', (x, c) => x.received[c].msgs);
     byPeerChannel('goodness_p2p_faults', 'malformed, oversized or unexpected frames and penalties, by peer and channel', (x, c) => Object.values(x.faults[c]).reduce((a, b) => a + b, 0));
+    registerNodeMetrics(r, { engine, pool: this.pool, store: this.store });
     new Gauge({ name: 'goodness_p2p_peer_score', help: 'score of each validator peer (disconnected at 0)', labelNames: ['peer'], registers: [r], collect() { for (const x of p2p().stats().peers) this.set({ peer: String(x.index) }, x.score); } });
     let last = Date.now();
     this.pipeline.onBlock((block, receipts) => {
@@ -340,7 +346,7 @@ export async function runNode(dir: string, opts: { logLevel?: string } = {}): Pr
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    node.log.info({ signal }, 'stopping');
     node
       .stop()
       .then(() => {
@@ -348,7 +354,7 @@ export async function runNode(dir: string, opts: { logLevel?: string } = {}): Pr
         process.exit(0);
       })
       .catch((err: unknown) => {
-        logger.error({ err }, 'stop failed');
+        node.log.error({ err }, 'stop failed');
         process.exit(1);
       });
   };

@@ -12,7 +12,7 @@ import { to0x } from './crypto/encoding.ts';
 import type { ConsensusEngine } from './engine.ts';
 import { Replica } from './pbft/core.ts';
 import { decodeRecord, encodeRecord, recordHeight, recordKey } from './pbft/messages.ts';
-import type { PersistRecord, Ready, ReplicaEvent, TimerId } from './pbft/types.ts';
+import type { Message, PersistRecord, Ready, ReplicaEvent, TimerId, ViewChangeCause } from './pbft/types.ts';
 import { BlsVoteCrypto } from './pbft/vote-crypto.ts';
 import { decodePayload, encodePayload } from './proposal-payload.ts';
 import { decodeTxBatch, encodeTxBatch } from '../p2p/tx-gossip.ts';
@@ -58,6 +58,33 @@ const SYNC_TIMEOUT_MS = 5_000;
 /** how long a replica waits for gossip to bring a proposal's transactions before asking the proposer */
 const GOSSIP_GRACE_MS = 50;
 
+/**
+ * A consensus message's type from its second byte (messages.ts: version, then the type code),
+ * so that counting received messages costs no second decode; the core decodes them. 'other' for
+ * a code messages.ts does not know (the core drops such bytes as malformed).
+ * test/metrics-units.test.ts checks this table against encodeMessage.
+ */
+const MESSAGE_TYPE_BY_CODE: readonly (Message['type'] | undefined)[] = [undefined, 'pre-prepare', 'prepare', 'precommit', 'commit', 'view-change', 'new-view', 'certificate'];
+
+export type CountedMessageType = Message['type'] | 'other';
+
+export function consensusMessageType(bytes: Uint8Array): CountedMessageType {
+  return (bytes.length > 1 ? MESSAGE_TYPE_BY_CODE[bytes[1]!] : undefined) ?? 'other';
+}
+
+/** Messages and bytes by type, in one direction. */
+export type MessageCounts = Map<CountedMessageType, { messages: number; bytes: number }>;
+
+function countMessage(counts: MessageCounts, type: CountedMessageType, copies: number, bytes: number): void {
+  const c = counts.get(type);
+  if (c) {
+    c.messages += copies;
+    c.bytes += copies * bytes;
+  } else {
+    counts.set(type, { messages: copies, bytes: copies * bytes });
+  }
+}
+
 export class PbftEngine implements ConsensusEngine {
   private replica!: Replica;
   private readonly queue: ReplicaEvent[] = [];
@@ -82,7 +109,18 @@ export class PbftEngine implements ConsensusEngine {
   private index = -1;
   /** the indexes last given to onValidatorsChanged */
   private reachKey = '';
-  readonly counters = { viewChanges: 0, dropped: new Map<string, number>() };
+  /** Plain counts the node's metrics read at scrape time: the hot path only adds to numbers. */
+  readonly counters = {
+    /** moves of the view, by cause (Ready.viewChanges) */
+    viewChanges: new Map<ViewChangeCause, number>(),
+    /** messages the core dropped, by "peer:reason" */
+    dropped: new Map<string, number>(),
+    /** consensus messages sent (one per recipient queue that took it) and received, by type */
+    sent: new Map() as MessageCounts,
+    received: new Map() as MessageCounts,
+    /** blocks applied by sync (fetched from peers, not decided by this node's core) */
+    syncedBlocks: 0,
+  };
 
   constructor(private readonly o: PbftEngineOptions) {}
 
@@ -112,7 +150,12 @@ export class PbftEngine implements ConsensusEngine {
     await this.newReplica(records);
     this.updateReach();
     this.running = true;
-    this.unsubscribe.push(transport.onMessage('consensus', (from, bytes) => this.enqueue({ type: 'message', from, bytes })));
+    this.unsubscribe.push(
+      transport.onMessage('consensus', (from, bytes) => {
+        countMessage(this.counters.received, consensusMessageType(bytes), 1, bytes.length);
+        this.enqueue({ type: 'message', from, bytes });
+      }),
+    );
     this.unsubscribe.push(serveSync(transport, store, pipeline.pool));
     this.unsubscribe.push(pipeline.pool.onAdded(() => this.reportPending()));
     this.enqueue({ type: 'start' });
@@ -255,6 +298,10 @@ export class PbftEngine implements ConsensusEngine {
 
   private async apply(r: Ready): Promise<void> {
     const { store, transport, logger } = this.o;
+    for (const vc of r.viewChanges) {
+      this.counters.viewChanges.set(vc.cause, (this.counters.viewChanges.get(vc.cause) ?? 0) + 1);
+      logger.info({ from: vc.from, to: vc.to, cause: vc.cause, height: this.o.pipeline.head.header.number }, 'view change');
+    }
     if (r.fatal) {
       logger.fatal({ reason: r.fatal }, 'consensus cannot continue');
       this.running = false;
@@ -271,8 +318,10 @@ export class PbftEngine implements ConsensusEngine {
       for (const p of puts) this.recordHeights.set(p.key, p.height);
     }
     for (const out of r.send) {
-      if (out.to === 'all') transport.broadcast('consensus', out.bytes);
-      else if (out.to !== this.index) transport.send(out.to, 'consensus', out.bytes);
+      let copies = 0;
+      if (out.to === 'all') copies = transport.broadcast('consensus', out.bytes);
+      else if (out.to !== this.index) copies = transport.send(out.to, 'consensus', out.bytes) ? 1 : 0;
+      if (copies > 0) countMessage(this.counters.sent, out.msg.type, copies, out.bytes.length);
     }
     for (const t of r.cancelTimers) {
       clearTimeout(this.timers.get(t));
@@ -299,7 +348,10 @@ export class PbftEngine implements ConsensusEngine {
       this.reportPending();
     }
     // Commits in height order, each durable before the next.
-    for (const c of r.commit) await this.withMachine(() => this.commit(c.hash, c.certificate));
+    for (const c of r.commit) {
+      await this.withMachine(() => this.commit(c.hash, c.certificate));
+      logger.debug({ height: c.height, hash: c.hash, view: c.certificate.view }, 'block committed');
+    }
     if (r.commit.length > 0) {
       this.reportPending();
       await this.afterCommits();
@@ -473,6 +525,8 @@ export class PbftEngine implements ConsensusEngine {
     if (this.syncing) return;
     this.syncing = true;
     const { pipeline, transport, logger } = this.o;
+    const startedAt = pipeline.head.header.number;
+    logger.info({ height: startedAt, target: this.highestKnown }, 'sync started');
     try {
       let failures = 0;
       for (;;) {
@@ -499,6 +553,7 @@ export class PbftEngine implements ConsensusEngine {
               source.penalize?.('bad-sync-block');
               throw new Error(applied.reason);
             }
+            this.counters.syncedBlocks++;
             this.enqueue({ type: 'syncedCommit', height: b.block.header.number, hash: b.block.hash, parentHash: b.block.header.parentHash, certificate: b.certificate });
           }
           await this.afterCommits();
@@ -510,6 +565,7 @@ export class PbftEngine implements ConsensusEngine {
       }
     } finally {
       this.syncing = false;
+      logger.info({ height: pipeline.head.header.number, advanced: pipeline.head.header.number - startedAt, highestKnown: this.highestKnown }, 'sync stopped');
       // The core asks for a target once; told that this attempt ended, it may ask again.
       this.enqueue({ type: 'syncDone' });
     }

@@ -53,6 +53,7 @@ export class TxPool {
   private readonly pendingPerSender = new Map<string, number>();
   private readonly byExpiry = new Map<number, Set<string>>();
   private readonly listeners = new Set<(entry: PoolEntry) => void>();
+  private readonly committedListeners = new Set<(waitedMs: readonly number[]) => void>();
   private totalBytes = 0;
   private readonly counters = { added: 0, refusedDuplicate: 0, refusedFull: 0, refusedSenderCap: 0, removedCommitted: 0, removedExpired: 0 };
 
@@ -153,8 +154,25 @@ export class TxPool {
    */
   removeCommitted(hashes: Iterable<string>, nextHeight?: number): number {
     let removed = 0;
-    for (const hash of hashes) if (this.remove(hash)) removed++;
+    // Waiting times are gathered only when someone listens (the commit latency histogram).
+    const waited: number[] | null = this.committedListeners.size > 0 ? [] : null;
+    const now = waited ? this.now() : 0;
+    for (const hash of hashes) {
+      const entry = this.remove(hash);
+      if (!entry) continue;
+      removed++;
+      waited?.push(now - entry.addedAt);
+    }
     this.counters.removedCommitted += removed;
+    if (waited && waited.length > 0) {
+      for (const listener of this.committedListeners) {
+        try {
+          listener(waited);
+        } catch {
+          // Metrics must never make a commit fail.
+        }
+      }
+    }
     if (nextHeight !== undefined) removed += this.pruneExpired(nextHeight);
     return removed;
   }
@@ -176,7 +194,16 @@ export class TxPool {
     return () => this.listeners.delete(listener);
   }
 
-  /** Arrival time of the oldest pending transaction, for the block-time cut; now when empty (nothing has waited). */
+  /**
+   * Calls back once per removeCommitted with how long each committed transaction waited here
+   * since admission (ms, the pool's clock), in one array: a commit of 10,000 transactions is one
+   * call. Returns an unsubscribe function.
+   */
+  onCommitted(listener: (waitedMs: readonly number[]) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => this.committedListeners.delete(listener);
+  }
+
   /** Pending transactions that arrived before `before` (ms), oldest first, at most `max`. */
   olderThan(before: number, max: number): PoolEntry[] {
     const out: PoolEntry[] = [];
@@ -187,6 +214,7 @@ export class TxPool {
     return out;
   }
 
+  /** Arrival time of the oldest pending transaction, for the block-time cut; now when empty (nothing has waited). */
   oldestAddedAt(): number {
     for (const entry of this.byHash.values()) return entry.addedAt;
     return this.now();
@@ -196,9 +224,9 @@ export class TxPool {
     return { size: this.byHash.size, bytes: this.totalBytes, senders: this.pendingPerSender.size, ...this.counters };
   }
 
-  private remove(hash: string): boolean {
+  private remove(hash: string): PoolEntry | undefined {
     const entry = this.byHash.get(hash);
-    if (!entry) return false;
+    if (!entry) return undefined;
     this.byHash.delete(hash);
     this.totalBytes -= entry.size;
     if (entry.sender !== undefined) {
@@ -214,7 +242,7 @@ export class TxPool {
         if (bucket.size === 0) this.byExpiry.delete(entry.expires);
       }
     }
-    return true;
+    return entry;
   }
 }
 

@@ -37,6 +37,7 @@ import type {
   Reproposal,
   TimerId,
   ViewChange,
+  ViewChangeCause,
 } from './types.ts';
 import { DEFAULT_LIMITS, emptyReady } from './types.ts';
 import { checkCommitCert, checkNewView, checkViewChange, kthLargest, leaderOf, maxFaulty, quorumSize, selectReproposals, type CheckContext, type CheckedNewView } from './view-change.ts';
@@ -156,6 +157,8 @@ export class Replica {
   private deferred = new Map<number, Message[]>();
   private replayNeeded = false;
   private readonly dropCounts = new Map<string, number>();
+  /** a view above 0 resumed from persisted records, reported once in the first Ready */
+  private resumedView: number | null = null;
   private readonly setCache = new Map<number, { list: readonly number[]; key: string }>();
 
   constructor(
@@ -180,6 +183,7 @@ export class Replica {
     this.committedHashes.set(this.committedHeight, this.committedHash);
     this.proposeNext = this.committedHeight + 1;
     this.restore(persisted.records);
+    if (this.view > 0) this.resumedView = this.view;
   }
 
   // ===========================================================================================
@@ -191,6 +195,10 @@ export class Replica {
     if (this.halted) {
       this.out.fatal = this.halted;
       return this.out;
+    }
+    if (this.resumedView !== null) {
+      this.out.viewChanges.push({ from: 0, to: this.resumedView, cause: 'restart' });
+      this.resumedView = null;
     }
     const before = new Map(this.deadlines);
     this.forceTimers.clear();
@@ -809,7 +817,9 @@ export class Replica {
       return;
     }
     this.deadlines.delete(id);
-    if (id === 'progress') this.startViewChange(this.view + 1);
+    // Expired in a view: its leader made no progress. Expired while changing view: no valid
+    // NEW-VIEW came in time (the next leader is down or slow too).
+    if (id === 'progress') this.startViewChange(this.view + 1, this.changing ? 'view-change-timeout' : 'timeout');
     else this.retransmit();
   }
 
@@ -1268,8 +1278,9 @@ export class Replica {
     }
   }
 
-  private startViewChange(target: number): void {
+  private startViewChange(target: number, cause: ViewChangeCause): void {
     if (target <= this.view) return;
+    this.out.viewChanges.push({ from: this.view, to: target, cause });
     this.view = target;
     this.changing = true;
     this.nv = null;
@@ -1300,7 +1311,7 @@ export class Replica {
       if (v > this.view) views.push(v);
     }
     const w = kthLargest(views, maxFaulty(set.length) + 1);
-    if (w !== null && w > this.view) this.startViewChange(w);
+    if (w !== null && w > this.view) this.startViewChange(w, 'join');
   }
 
   private tryFormNewView(): void {
@@ -1335,6 +1346,8 @@ export class Replica {
 
   /** Entering a view through its NEW-VIEW: the re-proposals become that view's pre-prepares. */
   private enterView(msg: NewView, checked: CheckedNewView): void {
+    // Entering the view this replica was changing to completes that change; a higher one is a move.
+    if (msg.view > this.view) this.out.viewChanges.push({ from: this.view, to: msg.view, cause: 'new-view' });
     this.view = msg.view;
     this.changing = false;
     this.persist({ kind: 'new-view', view: msg.view, bytes: encodeMessage(msg) });

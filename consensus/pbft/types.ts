@@ -252,6 +252,25 @@ export interface Drop {
   detail?: string;
 }
 
+/**
+ * Why the replica's view moved (README "View change"): its progress timer expired in a view with
+ * work pending (the leader made no progress); its timer expired while changing view (no valid
+ * NEW-VIEW came: the next leader is down too); f + 1 peers were seen in a higher view (joining);
+ * a valid NEW-VIEW for a higher view than its own was entered; or a restart resumed a persisted
+ * view above 0.
+ */
+export type ViewChangeCause = 'timeout' | 'view-change-timeout' | 'join' | 'new-view' | 'restart';
+
+export const VIEW_CHANGE_CAUSES: readonly ViewChangeCause[] = ['timeout', 'view-change-timeout', 'join', 'new-view', 'restart'];
+
+/** One move of the view number (a view entered through the NEW-VIEW of the view already being changed to is not a move). */
+export interface ViewChangeReport {
+  /** the view left; 0 for a restart (a fresh core starts in view 0) */
+  from: number;
+  to: number;
+  cause: ViewChangeCause;
+}
+
 export interface Ready {
   /** write durably, all in one batch, BEFORE sending anything in `send` */
   persist: PersistRecord[];
@@ -272,12 +291,14 @@ export interface Ready {
   /** persisted records at heights <= this are dead: delete them once that height is durable */
   prune: number | null;
   dropped: Drop[];
+  /** each move of the view in this step, in order (for metrics and logs; nothing to carry out) */
+  viewChanges: ViewChangeReport[];
   /** the core found a contradiction it cannot resolve (more than f faults, or a local bug): stop */
   fatal: string | null;
 }
 
 export function emptyReady(): Ready {
-  return { persist: [], send: [], build: null, validate: [], commit: [], abandon: [], timers: [], cancelTimers: [], sync: null, prune: null, dropped: [], fatal: null };
+  return { persist: [], send: [], build: null, validate: [], commit: [], abandon: [], timers: [], cancelTimers: [], sync: null, prune: null, dropped: [], viewChanges: [], fatal: null };
 }
 
 export interface ReplicaStatus {

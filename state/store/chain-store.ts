@@ -79,8 +79,15 @@ function decodeTxRecord(hash: string, v: Uint8Array): { tx: StoredTx; receipt: R
   return { tx: { blockNumber, index, bytes: b.subarray(16, 16 + txLength) }, receipt: { hash, blockNumber, index, status, code, log, events } };
 }
 
+/** What a write was for: a committed block's batch, or the replica's own records (votes, views, block transactions). */
+export type StoreWriteKind = 'block' | 'consensus';
+
+/** Told the duration of each timed write (seconds); the node turns it into a histogram. */
+export type StoreWriteObserver = (kind: StoreWriteKind, seconds: number) => void;
+
 export class ChainStore implements ChainReader {
   private head: Head = { height: 0, transactions: 0, rejected: 0 };
+  private writeObserver: StoreWriteObserver | null = null;
 
   private constructor(readonly kv: KvStore) {}
 
@@ -88,6 +95,24 @@ export class ChainStore implements ChainReader {
     const store = new ChainStore(kv);
     store.head = parse<Head>(await kv.get(HEAD_KEY)) ?? store.head;
     return store;
+  }
+
+  /** Times every block commit and consensus-record write from now on (one observer; null stops it). */
+  observeWrites(observer: StoreWriteObserver | null): void {
+    this.writeObserver = observer;
+  }
+
+  /** One atomic batch, timed for the observer when there is one. */
+  private async timedWrite(kind: StoreWriteKind, ops: KvOp[]): Promise<void> {
+    const observer = this.writeObserver;
+    if (!observer) return this.kv.write(ops);
+    const started = performance.now();
+    await this.kv.write(ops);
+    try {
+      observer(kind, (performance.now() - started) / 1000);
+    } catch {
+      // A metrics observer must never fail a durable write.
+    }
   }
 
   latestHeight(): number {
@@ -210,7 +235,7 @@ export class ChainStore implements ChainReader {
     for (const m of c.meta ?? []) ops.push({ type: 'put', key: key(Bucket.META, utf8(m.name)), value: json(m.value) });
     const head: Head = { height, transactions: this.head.transactions + c.txs.length, rejected: this.head.rejected + rejected };
     ops.push({ type: 'put', key: HEAD_KEY, value: json(head) });
-    await this.kv.write(ops);
+    await this.timedWrite('block', ops);
     this.head = head;
   }
 
@@ -231,7 +256,7 @@ export class ChainStore implements ChainReader {
   async putConsensusRecords(records: { key: string; bytes: Uint8Array }[], deleteKeys: string[] = []): Promise<void> {
     const ops: KvOp[] = deleteKeys.map((k) => ({ type: 'del', key: key(Bucket.CONSENSUS, utf8(k)) }));
     for (const r of records) ops.push({ type: 'put', key: key(Bucket.CONSENSUS, utf8(r.key)), value: r.bytes });
-    await this.kv.write(ops);
+    await this.timedWrite('consensus', ops);
   }
 
   async consensusRecord(name: string): Promise<Uint8Array | undefined> {
