@@ -149,3 +149,9 @@ export async function measureLimits(opts: { seconds?: number; log?: (line: strin
     node: process.version,
   };
 }
+
+/** The limits in one line, as the benchmark scripts print them before their runs. */
+export function limitsLine(l: Limits): string {
+  const n = (x: number | null) => x?.toLocaleString('en-US') ?? '-';
+  return `machine: ${l.cores} cores (${l.cpu}), Node ${l.node}; Ed25519 ${n(l.ed25519VerifyPerSecPerCore)} verify/s per core; BLS aggregate ${n(l.blsAggregateVerifyPerSec)}/s; RocksDB ${n(l.rocksdbPutsPerSec)} puts/s; libp2p ${n(l.libp2pMsgsPerSec)} msg/s`;
+}

@@ -68,3 +68,17 @@ export function describeRate(spec: RateSpec): string {
   if (spec.kind === 'backlog') return `fixed backlog of ${spec.inFlight} in flight`;
   return 'maximum rate (backpressure-limited)';
 }
+
+/**
+ * A rate as the benchmark scripts take it from a flag or the environment: "max", a number of
+ * transactions per second, or "backlog:N". `source` names where the text came from, for the error.
+ */
+export function parseRateSpec(text: string, source = 'the rate'): RateSpec {
+  const t = text.trim().toLowerCase();
+  const backlog = /^backlog:(\d+)$/.exec(t);
+  const tps = Number(t);
+  if (t === 'max') return { kind: 'max' };
+  if (backlog && Number(backlog[1]) > 0) return { kind: 'backlog', inFlight: Number(backlog[1]) };
+  if (t !== '' && Number.isFinite(tps) && tps > 0) return { kind: 'rate', tps };
+  throw new Error(`${source} is max, a number of transactions per second, or backlog:N; not ${JSON.stringify(text)}`);
+}

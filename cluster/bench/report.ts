@@ -230,13 +230,19 @@ export function markdownTable(report: BenchReport): string {
       `| ${r.name} | ${r.rateLabel} | ${fmt(r.committedTps)} | ${fmt(L.p50, 1)} | ${fmt(L.p95, 1)} | ${fmt(L.p99, 1)} | ${fmt(L.max, 1)} | ${fmt(r.sent)} | ${fmt(r.committed)} | ${fmt(r.rejected)} | ${fmt(r.bound)} (${r.boundBy}) | ${r.ratio === null ? '-' : r.ratio.toFixed(3)} |`,
     );
   }
-  const rejections = report.runs.filter((r) => Object.keys(r.rejectedByCode).length > 0);
+  return [...lines, ...runNotes(report.runs)].join('\n');
+}
+
+/** What qualifies the figures of a table of runs: rejections by code and each run's notes, in Markdown lines. */
+export function runNotes(runs: RunReport[]): string[] {
+  const lines: string[] = [];
+  const rejections = runs.filter((r) => Object.keys(r.rejectedByCode).length > 0);
   if (rejections.length > 0) {
     lines.push('', 'Rejections by code:');
     for (const r of rejections) lines.push(`- ${r.name}: ${Object.entries(r.rejectedByCode).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}`);
   }
-  const notes = report.runs.filter((r) => r.notes.length > 0);
+  const notes = runs.filter((r) => r.notes.length > 0);
   if (notes.length > 0) lines.push('', 'Notes:');
   for (const r of notes) for (const n of r.notes) lines.push(`- ${r.name}: ${n}`);
-  return lines.join('\n');
+  return lines;
 }
