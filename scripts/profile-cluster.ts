@@ -1,0 +1,18 @@
+// Profiles one validator of a local 4-validator kv cluster under load (diagnosis only, not part
+// of the suite): node 1 runs with --cpu-prof; the load comes from `goodness bench`.
+//   npx node --import tsx scripts/profile-cluster.ts [RATE] [SECONDS]
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { LocalCluster } from '../test/fixtures/cluster-process.ts';
+
+const rate = process.argv[2] ?? '6000';
+const seconds = process.argv[3] ?? '15';
+const cluster = await LocalCluster.init({ nodes: 4, basePort: 27900, execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+try {
+  await cluster.startAll();
+  const urls = cluster.nodes.map((n) => n.url).join(',');
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', '--rpc', urls, '--workload', 'kv', '--rate', rate, '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
+  console.log('bench exit', r.status);
+} finally {
+  await cluster.cleanup();
+}
