@@ -47,12 +47,8 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer |
   const sockets = new Set<Socket>();
   const backups = new Set<{ abort: AbortController; done: Promise<unknown> }>();
 
-  const backup = async (out: string, socket: Socket): Promise<AdminAnswer> => {
+  const backup = async (out: string, abort: AbortController): Promise<AdminAnswer> => {
     if (backups.size > 0) return { ok: false, error: 'a backup of this node is already running: wait for it to finish.', operatorError: true };
-    const abort = new AbortController();
-    // A client that goes away (Ctrl-C) does not leave the node writing for nobody.
-    const onClose = () => abort.abort(new UserError('the client disconnected'));
-    socket.once('close', onClose);
     const started = Date.now();
     ctx.log.info({ out }, 'backup started');
     const done = writeSnapshot(ctx.kv, out, { node: ctx.node, machine: ctx.machine, signal: abort.signal });
@@ -70,12 +66,11 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer |
       ctx.log.error({ err, out }, 'backup failed');
       return { ok: false, error: `the node could not write the backup: ${(err as Error).message}. See the node's log.`, operatorError: false };
     } finally {
-      socket.off('close', onClose);
       backups.delete(entry);
     }
   };
 
-  const answer = async (line: string, socket: Socket): Promise<AdminAnswer> => {
+  const answer = async (line: string, abort: AbortController): Promise<AdminAnswer> => {
     let req: Partial<AdminRequest> & { out?: unknown };
     try {
       req = JSON.parse(line) as typeof req;
@@ -85,14 +80,19 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer |
     if (req.op === 'ping') return { ok: true, node: ctx.node, pid: process.pid };
     if (req.op === 'backup') {
       if (typeof req.out !== 'string' || !isAbsolute(req.out)) return { ok: false, error: 'backup needs an absolute `out` folder', operatorError: true };
-      return backup(req.out, socket);
+      return backup(req.out, abort);
     }
     return { ok: false, error: `unknown request ${JSON.stringify(req.op)}`, operatorError: true };
   };
 
   const server = createServer((socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    // A client that goes away (Ctrl-C) does not leave the node writing a backup for nobody.
+    const abort = new AbortController();
+    socket.on('close', () => {
+      sockets.delete(socket);
+      abort.abort(new UserError('the client disconnected'));
+    });
     socket.on('error', () => socket.destroy());
     let buffered = '';
     const onData = (chunk: Buffer) => {
@@ -103,15 +103,15 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer |
         return;
       }
       socket.off('data', onData);
-      void answer(buffered.slice(0, newline), socket).then((a) => {
+      void answer(buffered.slice(0, newline), abort).then((a) => {
         if (!socket.destroyed) socket.end(JSON.stringify(a) + '\n');
       });
     };
     socket.on('data', onData);
   });
 
-  rmSync(ctx.path, { force: true });
   try {
+    rmSync(ctx.path, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(ctx.path, () => {

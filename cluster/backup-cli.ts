@@ -3,7 +3,7 @@
 // stopped node's data dir is read here. Restore writes a fresh RocksDB beside the data dir,
 // checks it, and only then puts it in place.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { genesisHeader, headerHash } from '../consensus/chain/header.ts';
 import { to0x } from '../consensus/crypto/encoding.ts';
 import { genesisAppHash } from '../state/app-hash.ts';
@@ -31,6 +31,7 @@ export async function backupNode(dir: string, outArg: string): Promise<BackupRes
   const out = resolve(outArg);
   const problem = outDirProblem(out);
   if (problem) throw new UserError(problem);
+  if (out === node.dataDir || out.startsWith(node.dataDir + sep)) throw new UserError(`${out} is inside the node's data dir ${node.dataDir}: put the backup somewhere else.`);
   const socket = join(node.dir, ADMIN_SOCKET);
   const pid = runningPid(node.dir);
   if (pid !== null || existsSync(socket)) {
