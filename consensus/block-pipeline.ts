@@ -123,6 +123,8 @@ export class BlockPipeline {
     if (header.chain !== this.genesis.chain) return { ok: false, reason: 'another chain' };
     if (!(header.timestamp > parent.header.timestamp)) return { ok: false, reason: 'timestamp does not increase' };
     if (header.txCount !== txs.length) return { ok: false, reason: 'txCount differs from the transactions' };
+    const replay = this.repeatedTx(header.parentHash, txs);
+    if (replay) return { ok: false, reason: replay };
     if (!this.schedule.at(header.number + 1)) return { ok: false, reason: `block ${header.number} is beyond the validator sets this node knows (through ${this.schedule.knownThrough})` };
     const proposal = this.execute(parent, { height: header.number, timestamp: header.timestamp, proposer: header.proposer }, txs, view);
     const mine = proposal.block.header;
@@ -133,6 +135,38 @@ export class BlockPipeline {
       }
     }
     return { ok: true, proposal };
+  }
+
+  /**
+   * A transaction is in the chain once: not twice in a block, nor again after an uncommitted
+   * ancestor (a leader replaying one would make the machine run it twice and the store point its
+   * hash at the second block). Committed ones are the caller's check (`committedAmong`, async).
+   */
+  private repeatedTx(parentHash: string, txs: BlockTx[]): string | null {
+    const seen = new Set<string>();
+    for (const t of txs) {
+      if (seen.has(t.hash)) return `transaction ${t.hash} appears twice in the block`;
+      seen.add(t.hash);
+    }
+    for (let hash = parentHash; hash !== this.tip.hash; ) {
+      const p = this.speculative.get(hash);
+      if (!p) break;
+      for (const h of p.block.txHashes) if (seen.has(h)) return `transaction ${h} is already in block ${p.block.header.number}`;
+      hash = p.block.header.parentHash;
+    }
+    return null;
+  }
+
+  /**
+   * A refusal when one of these transactions is already committed: a block may not replay one.
+   * Callers hold the machine lock, so that no commit lands between this check and validate().
+   */
+  async committedReplay(hashes: string[]): Promise<string | null> {
+    if (hashes.length === 0) return null;
+    const committed = await this.store.committedAmong(hashes);
+    if (committed.size === 0) return null;
+    const first = committed.values().next().value!;
+    return `transaction ${first} is already committed${committed.size > 1 ? ` (and ${committed.size - 1} more)` : ''}`;
   }
 
   private execute(parent: StoredBlock, ctx: BlockContext, entries: BlockTx[], view: number): Proposal {

@@ -428,12 +428,15 @@ export class PbftEngine implements ConsensusEngine {
       if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
       if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
       const txs = await this.gatherTxs(height, hash, txHashes, header.proposer);
-      const result = await this.withMachine(() => {
+      const result = await this.withMachine(async () => {
         // A block the core gave up while this validation waited must leave no speculative state.
         if ((this.abandonments.get(hash) ?? 0) !== abandonedBefore) return { ok: false as const, reason: 'abandoned while waiting' };
         // Sync committed this height meanwhile: the core learns it from syncedCommit, and a
         // refusal here would only blame an honest leader.
         if (height <= this.o.pipeline.head.header.number) return null;
+        // Under the machine lock, so that no commit lands between this check and the execution.
+        const replayed = await this.o.pipeline.committedReplay(txHashes);
+        if (replayed) return { ok: false as const, reason: replayed };
         return this.o.pipeline.validate(headerFields(header), txs);
       });
       if (result === null) return;
@@ -611,8 +614,11 @@ export class PbftEngine implements ConsensusEngine {
     const cert = verifyCertificate(certificate, hash, this.schedule.require(h.number));
     if (!cert.ok) return { ok: false, reason: `certificate of block ${h.number}: ${cert.reason}` };
     if (txs.length !== txHashes.length) return { ok: false, reason: 'transactions and hashes differ in number' };
+    const entries = txs.map((bytes) => ({ hash: txHash(bytes), bytes }));
+    const replayed = await pipeline.committedReplay(entries.map((e) => e.hash));
+    if (replayed) return { ok: false, reason: `block ${h.number}: ${replayed}` };
     // Hashes are recomputed from the bytes: the header's txRoot then proves they are the block's.
-    const result = pipeline.validate(h, txs.map((bytes) => ({ hash: txHash(bytes), bytes })), certificate.view);
+    const result = pipeline.validate(h, entries, certificate.view);
     if (!result.ok) return { ok: false, reason: `block ${h.number}: ${result.reason}` };
     await pipeline.commit(result.proposal, certificate);
     return { ok: true };

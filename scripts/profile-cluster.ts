@@ -1,13 +1,14 @@
-// Profiles one validator of a local 4-validator kv cluster under load (diagnosis only, not part
-// of the suite): node 1 runs with --cpu-prof; the load comes from `goodness bench`.
-//   npx node --import tsx scripts/profile-cluster.ts [RATE] [SECONDS]
+// Profiles the validators of a local kv cluster under load (diagnosis only, not part of the
+// suite): every node runs with --cpu-prof (profiles in /tmp/prof); the load comes from `goodness bench`.
+//   npx node --import tsx scripts/profile-cluster.ts [RATE] [SECONDS] [VALIDATORS]
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { LocalCluster } from '../test/fixtures/cluster-process.ts';
 
 const rate = process.argv[2] ?? '6000';
 const seconds = process.argv[3] ?? '15';
-const cluster = await LocalCluster.init({ nodes: 4, basePort: 27900, execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+const validators = Number(process.argv[4] ?? 4);
+const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
