@@ -243,6 +243,35 @@ test('cluster init --hosts spreads 4 nodes round-robin over 2 hosts', async () =
   }
 });
 
+test('cluster add-node makes an observer folder that loads, and gov propose names what is wrong', async () => {
+  const dir = tempDir();
+  try {
+    assert.is((await goodness(['cluster', 'init', '--nodes', '2', '--dir', join(dir, 'c'), '--base-port', '1200'])).code, 0);
+    const added = await goodness(['cluster', 'add-node', '--dir', join(dir, 'c'), '--json']);
+    assert.is(added.code, 0, added.stderr);
+    const { node, action } = JSON.parse(added.stdout) as { node: { name: string; dir: string; rpc: string; p2p: string }; action: Record<string, string> };
+    assert.is(node.name, 'node2');
+    assert.is(node.rpc, 'http://127.0.0.1:1205', 'the next pair of ports after the cluster\'s');
+    const loaded = loadNodeConfig(node.dir);
+    assert.is(loaded.config.index, null, 'not a validator until governance adds it');
+    assert.is(loaded.validator, null);
+    assert.equal(loaded.config.peers.map((p) => [p.index, p.rpc]), [[0, 'http://127.0.0.1:1201'], [1, 'http://127.0.0.1:1203']], 'it follows the validators over their RPC');
+    assert.is(action.type, 'validator.add');
+    assert.is(action.peerId, loaded.keys.peerId);
+    // The human form says what to do next.
+    const second = await goodness(['cluster', 'add-node', '--dir', join(dir, 'c')]);
+    assert.is(second.code, 0, second.stderr);
+    assert.match(second.stdout, /gov propose .*--add-validator .*node3/);
+    // gov propose: nothing to propose, a bad index, no node there: one clear line each.
+    const key = join(dir, 'c', 'accounts', 'governor.json');
+    assertUserError(await goodness(['gov', 'propose', '--rpc', 'http://127.0.0.1:1201', '--key', key, '--proposal', 'p1']), '--add-validator NODE_FOLDER');
+    assertUserError(await goodness(['gov', 'propose', '--rpc', 'http://127.0.0.1:1201', '--key', key, '--proposal', 'p1', '--remove-validator', 'x']), 'validator index');
+    assertUserError(await goodness(['gov', 'propose', '--rpc', 'http://127.0.0.1:1201', '--key', join(dir, 'nope.json'), '--proposal', 'p1', '--remove-validator', '1']), 'governor key');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('node and cluster commands name a missing node folder or cluster', async () => {
   const dir = tempDir();
   try {
