@@ -9,7 +9,7 @@ import type { Genesis } from '../consensus/chain/types.ts';
 import { TxPool } from '../consensus/pool.ts';
 import { PbftEngine } from '../consensus/pbft-engine.ts';
 import { createP2PNode, type P2PNode } from '../p2p/node.ts';
-import { TxGossip } from '../p2p/tx-gossip.ts';
+import { TxGossip, encodeTxBatch } from '../p2p/tx-gossip.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { blsPublicKeyOf } from '../consensus/crypto/bls.ts';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
@@ -29,7 +29,10 @@ import { RpcFollowSource } from './rpc-follow.ts';
 
 export const VERSION = '0.1.0';
 const REGOSSIP_AFTER_MS = 2_000;
-const REGOSSIP_MAX_PER_ROUND = 5_000;
+/** a transaction's n-th re-send waits REGOSSIP_AFTER_MS · 2^min(n, 4): 2, 4, 8, 16, 32 s */
+const REGOSSIP_MAX_DOUBLINGS = 4;
+const REGOSSIP_MAX_PER_ROUND = 2_000;
+const REGOSSIP_BATCH = 500;
 /** A transaction larger than this is refused at admission (a block must hold many). */
 export const MAX_TX_BYTES = 64 * 1024;
 
@@ -167,31 +170,50 @@ export class GoodnessNode {
   /**
    * Gossip is best effort (a peer's queue may drop batches, a connection may be down), and a
    * transaction only one validator holds is proposed only when that validator leads. So a
-   * transaction still pending after REGOSSIP_AFTER_MS is gossiped again, oldest first, a bounded
-   * number per round; peers that already hold it drop the copy at the hash check.
+   * transaction still pending after REGOSSIP_AFTER_MS, and in no uncommitted block, is sent
+   * again: to the current leader, the one that must propose it (to everyone when the leader is
+   * unknown or unreachable; nothing when this node leads), each time after twice the wait, at
+   * most REGOSSIP_MAX_PER_ROUND a round. Under a backlog every pending transaction is old
+   * without being lost; broadcasting them all each round was a storm of copies that cut a
+   * 4-validator cluster's throughput at max rate by a third.
    */
   private async regossipStale(): Promise<void> {
     const now = Date.now();
+    const forward = this.forwarding();
+    const leader = this.engine.status().leader;
+    const me = this.engine.validatorIndex();
+    if (!forward && leader === me) return;
+    const inFlight = this.pipeline.inFlightTxs();
     const stale = this.pool
       .olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)
-      .filter((e) => now - (this.regossipedAt.get(e.hash) ?? 0) >= REGOSSIP_AFTER_MS)
+      .filter((e) => !inFlight.has(e.hash) && (this.regossip.get(e.hash)?.next ?? 0) <= now)
       .slice(0, REGOSSIP_MAX_PER_ROUND);
     // A transaction admitted while its block was being committed elsewhere can outlive it here:
     // such stale entries are dropped rather than gossiped again.
     const committed = stale.length > 0 ? await this.store.committedAmong(stale.map((e) => e.hash)) : new Set<string>();
     if (committed.size > 0) this.pool.removeCommitted([...committed]);
-    const forward = this.forwarding();
+    const toLeader = !forward && leader >= 0 && this.p2p.isConnected(leader);
+    const batch: Uint8Array[] = [];
+    const sendBatch = () => {
+      if (batch.length > 0) this.p2p.send(leader, 'txs', encodeTxBatch(batch.splice(0)));
+    };
     for (const e of stale) {
       if (committed.has(e.hash)) continue;
       if (forward) forward.forward(e.bytes);
-      else this.gossip.add(e.bytes);
-      this.regossipedAt.set(e.hash, now);
+      else if (toLeader) {
+        batch.push(e.bytes);
+        if (batch.length >= REGOSSIP_BATCH) sendBatch();
+      } else this.gossip.add(e.bytes);
+      const times = (this.regossip.get(e.hash)?.times ?? 0) + 1;
+      this.regossip.set(e.hash, { times, next: now + REGOSSIP_AFTER_MS * 2 ** Math.min(times, REGOSSIP_MAX_DOUBLINGS) });
     }
-    for (const h of this.regossipedAt.keys()) if (!this.pool.has(h)) this.regossipedAt.delete(h);
+    sendBatch();
+    for (const h of this.regossip.keys()) if (!this.pool.has(h)) this.regossip.delete(h);
   }
 
   private regossipTimer?: NodeJS.Timeout;
-  private readonly regossipedAt = new Map<string, number>();
+  /** per pending transaction: how often it was sent again, and when it may be next */
+  private readonly regossip = new Map<string, { times: number; next: number }>();
 
   /** A client's transaction: admitted here, then gossiped to the other validators. */
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
