@@ -1,11 +1,13 @@
 // Membership by governance under load (issues 3 and 6), with real node processes of the goodness
 // ledger: `cluster add-node` makes a fifth node, which starts as an observer and follows the
 // chain over the others' JSON-RPC; governance adds it as a validator, then removes validator 0,
-// while a steady load of signed transactions runs. Checked: the sets change at the height every
+// while the load driver (`goodness bench --workload goodness`, deeds and redemptions of many
+// users) and a steady trickle of account openings keep the cluster busy. Checked: the sets change at the height every
 // node computes (block of the action + window + 1), the new validator signs certificates and the
 // removed one no longer does, no transaction is lost, the longest gap between commits stays under
 // one view-change timeout, the light client follows both changes from genesis, and a certificate
 // of the new set does not pass against the old one.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -19,6 +21,24 @@ import { genesisHashOf, genesisValidators } from './fixtures/node-process.ts';
 
 const BASE_PORT = 28900;
 const VIEW_TIMEOUT_MS = 2_000;
+const BIN = join(import.meta.dirname, '..', 'bin', 'goodness.js');
+const DRIVER_SECONDS = 40;
+
+/** `goodness bench` as a child process; resolves once its clock has started, and exposes its exit. */
+function startDriver(urls: string[], governorKey: string, out: string): { clockStarted: Promise<void>; exited: Promise<{ code: number | null; output: string }>; kill(): void } {
+  const child = spawn(process.execPath, [BIN, 'bench', '--rpc', urls.join(','), '--workload', 'goodness', '--rate', '150', '--duration', String(DRIVER_SECONDS), '--users', '60', '--distributors', '2', '--governor-key', governorKey, '--out', out, '--progress-every', '1', '--drain-timeout', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let started: () => void;
+  const clockStarted = new Promise<void>((r) => (started = r));
+  const onData = (c: Buffer) => {
+    output += c.toString();
+    if (/\d+(\.\d)?s\/\d+s \S+ left \| sent [1-9]/.test(output)) started();
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise<{ code: number | null; output: string }>((r) => child.on('close', (code) => r({ code, output })));
+  return { clockStarted, exited, kill: () => child.kill('SIGKILL') };
+}
 
 /** Records when `node`'s height rises, to find the longest time without a commit. */
 class CommitGaps {
@@ -62,6 +82,7 @@ test('an observer is promoted and a validator removed by governance under load: 
   const governor = new Ed25519Signer((JSON.parse(readFileSync(join(cluster.dir, 'accounts', 'governor.json'), 'utf8')) as { secretKey: string }).secretKey);
   let load: SteadyLoad | null = null;
   let gaps: CommitGaps | null = null;
+  let driver: ReturnType<typeof startDriver> | null = null;
   try {
     await cluster.startAll();
     const { node: observer, folder } = await cluster.addNode();
@@ -71,6 +92,9 @@ test('an observer is promoted and a validator removed by governance under load: 
     load = new SteadyLoad(() => targets, 'open', 40, async (_i, node) => (await node.client.buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { type: 'account.open', body: {} })).raw);
     const top = (await cluster.node(1).height())!;
     await cluster.waitForHeight(top + 3, [observer], 30_000);
+    // The load driver prepares its organisations, users and consents before its clock starts.
+    driver = startDriver(cluster.nodes.map((n) => n.url), join(cluster.dir, 'accounts', 'governor.json'), join(cluster.dir, 'bench'));
+    await Promise.race([driver.clockStarted, driver.exited.then((e) => Promise.reject(new Error(`the load driver ended before its clock started:\n${e.output}`)))]);
     gaps = new CommitGaps(() => cluster.node(2));
 
     // Promotion: validator.add of the observer's keys.
@@ -97,6 +121,14 @@ test('an observer is promoted and a validator removed by governance under load: 
     await load.stop();
     const longestGap = await gaps.stop();
     gaps = null;
+    const run = await driver.exited;
+    driver = null;
+    assert.is(run.code, 0, run.output);
+    const report = JSON.parse(readFileSync(join(cluster.dir, 'bench', 'report.json'), 'utf8')) as { runs: { sent: number; committed: number; rejected: number; unresolved: Record<string, number> }[] };
+    const driven = report.runs[0]!;
+    console.log(`  load driver: ${driven.sent} sent, ${driven.committed} committed, ${driven.rejected} refused, unresolved ${JSON.stringify(driven.unresolved)}`);
+    assert.ok(driven.committed > 0);
+    assert.equal(driven.unresolved, { admitted: 0, backpressured: 0, unknown: 0 }, 'the driver lost nothing');
     // Nothing lost: every admitted transaction commits.
     const admitted = load.admitted;
     const deadline = Date.now() + 60_000;
@@ -136,6 +168,7 @@ test('an observer is promoted and a validator removed by governance under load: 
     console.log(cluster.logTails(20));
     throw err;
   } finally {
+    driver?.kill();
     await gaps?.stop();
     await load?.stop();
     await cluster.cleanup();
