@@ -592,14 +592,21 @@ export class PbftEngine implements ConsensusEngine {
     }));
   }
 
-  /** Without validator peers (an observer, a removed validator), polls `follow` and syncs when it is ahead. */
+  /**
+   * Polls `follow` for the chain's height. A node without validator peers (an observer, a removed
+   * validator) syncs whenever it is behind. A validator syncs when it is more than a window
+   * behind: consensus messages only tell a replica about heights near its own, and one that fell
+   * behind (a validator just promoted from observer, still catching up) otherwise waits for them
+   * while its progress timer runs out and it leaves alone for a view no one else wants.
+   */
   private async followTick(): Promise<void> {
     const follow = this.o.follow;
     if (!follow || this.syncing || !this.running) return;
-    if (this.index !== -1 && this.o.transport.peers().some((p) => p.connected)) return;
+    const hasValidatorPeers = this.index !== -1 && this.o.transport.peers().some((p) => p.connected);
     try {
       const height = await follow.height();
-      if (height > this.o.pipeline.head.header.number) await this.sync(height);
+      const lag = height - this.o.pipeline.head.header.number;
+      if (lag > (hasValidatorPeers ? this.o.params.window : 0)) await this.sync(height);
     } catch (err) {
       this.o.logger.debug({ source: follow.name, err: String(err) }, 'follow: no answer');
     }

@@ -152,6 +152,10 @@ test('an observer is promoted and a validator removed by governance under load: 
     await sameChain(cluster.nodes, end);
     // Certificates hold the first quorum of COMMITs a node received: a node that was just
     // syncing may miss a few, but over the rest of the run the new validator must be in some.
+    const sent = await fetch(`${observer.url}/metrics`).then((r) => r.text());
+    const commitsSent = Number(/goodness_consensus_messages_total\{direction="sent",type="commit"\} (\d+)/.exec(sent)?.[1] ?? 0);
+    console.log(`  the promoted node sent ${commitsSent} COMMIT messages; signers seen on node 1 since ${addFrom}: ${[...(await signersAt(cluster.node(1), addFrom, end))].join(',')}`);
+    assert.ok(commitsSent > 0, 'the promoted node votes');
     assert.ok((await signersAt(cluster.node(1), addFrom, end)).has(4), 'the promoted node signs certificates');
 
     // A light client trusting only the genesis hash follows both changes.
