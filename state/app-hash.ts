@@ -108,6 +108,8 @@ export function nextAppHashOfBytes(previous: string, keys: readonly Uint8Array[]
 
 export interface EncodedChanges {
   appHash: string;
+  /** length of the encoded list */
+  bytes: number;
   /** UTF-8 of each key, and of each value's JCS text: views into the one buffer that was hashed */
   keyBytes: Uint8Array[];
   valueBytes: Uint8Array[];
@@ -115,39 +117,106 @@ export interface EncodedChanges {
 
 /**
  * nextAppHash, and the bytes of every key and value, from one encoding of the block's change
- * list: the JCS text of the list is assembled once, encoded to UTF-8 once and hashed, and each
- * key and value is a view into those bytes (no copy per write). `keys` sorted, `texts[i]` the
- * JCS of the value of `keys[i]` ('null' when deleted).
+ * list: `keys` sorted, `texts[i]` the JCS of the value of `keys[i]` ('null' when deleted).
  */
 export function encodeChanges(previous: string, keys: readonly string[], texts: readonly string[]): EncodedChanges {
-  const prev = from0x(previous, 32);
-  if (!prev) throw new TypeError(`app hash ${previous} is not 32 bytes of 0x hex`);
-  const plain = new Array<boolean>(keys.length);
-  const parts = new Array<string>(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    plain[i] = PLAIN_KEY.test(key);
-    parts[i] = (plain[i] ? '["' + key + '",' : '[' + JSON.stringify(key) + ',') + texts[i]! + ']';
+  let chars = 0;
+  for (let i = 0; i < keys.length; i++) chars += keys[i]!.length + texts[i]!.length + 6;
+  const encoder = new ChangesEncoder(keys.length, chars);
+  for (let i = 0; i < keys.length; i++) encoder.add(keys[i]!, texts[i]!);
+  return encoder.finish(previous);
+}
+
+/**
+ * Lays out the JCS of a block's change list as UTF-8 in one buffer, change by change, then
+ * hashes it: the app hash, and each key and value as a view into that buffer (no copy per
+ * write). Changes are added sorted by key, each value as its JCS text ('null' when deleted).
+ *
+ * Written piece by piece, as each value is serialised, rather than as one joined string: a
+ * block's list is megabytes, and joining it and then encoding it costs two more copies of it,
+ * a string as large on the heap, and every value's text held until the end.
+ */
+export class ChangesEncoder {
+  private out: Buffer;
+  private pos = 0;
+  private count = 0;
+  /** per change: where its key starts and ends (end -1: its bytes are in `ownKeys`), where its value starts and ends */
+  private at: Int32Array;
+  /** keys whose JSON form needs escapes: their UTF-8 is not a slice of the buffer */
+  private ownKeys: Map<number, Uint8Array> | null = null;
+
+  /** `expected` changes of about `bytes` bytes in all: a hint, the buffer grows past it. */
+  constructor(expected: number, bytes: number) {
+    this.out = Buffer.allocUnsafe(Math.max(256, bytes + 2));
+    this.at = new Int32Array(4 * Math.max(1, expected));
+    this.out[this.pos++] = 0x5b; // [
   }
-  const all = Buffer.from('[' + parts.join(',') + ']');
-  const keyBytes = new Array<Uint8Array>(keys.length);
-  const valueBytes = new Array<Uint8Array>(keys.length);
-  let at = 1;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    let quotedLength: number;
-    if (plain[i]) {
-      // Printable ASCII: one byte per character.
-      quotedLength = key.length + 2;
-      keyBytes[i] = all.subarray(at + 2, at + 2 + key.length);
-    } else {
-      quotedLength = Buffer.byteLength(JSON.stringify(key));
-      keyBytes[i] = Buffer.from(key);
+
+  /** Room for `bytes` more bytes. */
+  private room(bytes: number): void {
+    if (this.pos + bytes <= this.out.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(2 * this.out.length, this.pos + bytes));
+    this.out.copy(bigger, 0, 0, this.pos);
+    this.out = bigger;
+  }
+
+  add(key: string, text: string): void {
+    const i = this.count++;
+    if (4 * this.count > this.at.length) {
+      const bigger = new Int32Array(2 * this.at.length);
+      bigger.set(this.at);
+      this.at = bigger;
     }
-    const valueStart = at + 1 + quotedLength + 1;
-    const valueEnd = valueStart + Buffer.byteLength(texts[i]!);
-    valueBytes[i] = all.subarray(valueStart, valueEnd);
-    at = valueEnd + 2; // past "]" and ","
+    // A key JSON would escape is written as JSON.stringify gives it (escapes can be 6 characters).
+    const quoted = PLAIN_KEY.test(key) ? null : JSON.stringify(key);
+    // Enough for the worst case (3 UTF-8 bytes per UTF-16 code unit) and the framing.
+    this.room(3 * ((quoted === null ? key.length + 2 : quoted.length) + text.length) + 16);
+    const out = this.out;
+    const at = this.at;
+    let pos = this.pos;
+    if (i > 0) out[pos++] = 0x2c; // ,
+    out[pos++] = 0x5b; // [
+    if (quoted === null) {
+      // Printable ASCII: one byte per character, and JSON needs no escape.
+      out[pos++] = QUOTE;
+      at[4 * i] = pos;
+      pos += out.write(key, pos, 'latin1');
+      at[4 * i + 1] = pos;
+      out[pos++] = QUOTE;
+    } else {
+      pos += out.write(quoted, pos, 'utf8');
+      at[4 * i + 1] = -1;
+      (this.ownKeys ??= new Map()).set(i, utf8(key));
+    }
+    out[pos++] = 0x2c; // ,
+    at[4 * i + 2] = pos;
+    pos += out.write(text, pos, 'utf8');
+    at[4 * i + 3] = pos;
+    out[pos++] = 0x5d; // ]
+    this.pos = pos;
   }
-  return { appHash: to0x(sha256(APP_HASH_DOMAIN, prev, hash('sha256', all, 'buffer'))), keyBytes, valueBytes };
+
+  finish(previous: string): EncodedChanges {
+    const prev = from0x(previous, 32);
+    if (!prev) throw new TypeError(`app hash ${previous} is not 32 bytes of 0x hex`);
+    this.room(1);
+    this.out[this.pos++] = 0x5d; // ]
+    const n = this.count;
+    // Views keep the whole buffer alive until the block's writes are stored: not twice its size.
+    const used = this.pos;
+    const out = this.out.length > 2 * used ? Buffer.from(this.out.subarray(0, used)) : this.out;
+    const all = out.subarray(0, used);
+    const buffer = out.buffer;
+    const base = out.byteOffset;
+    const at = this.at;
+    const keyBytes = new Array<Uint8Array>(n);
+    const valueBytes = new Array<Uint8Array>(n);
+    for (let i = 0; i < n; i++) {
+      const keyEnd = at[4 * i + 1]!;
+      // Plain Uint8Array views: cheaper to make than Buffer slices, and all a write needs.
+      keyBytes[i] = keyEnd >= 0 ? new Uint8Array(buffer, base + at[4 * i]!, keyEnd - at[4 * i]!) : this.ownKeys!.get(i)!;
+      valueBytes[i] = new Uint8Array(buffer, base + at[4 * i + 2]!, at[4 * i + 3]! - at[4 * i + 2]!);
+    }
+    return { appHash: to0x(sha256(APP_HASH_DOMAIN, prev, hash('sha256', all, 'buffer'))), bytes: used, keyBytes, valueBytes };
+  }
 }

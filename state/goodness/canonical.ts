@@ -22,12 +22,12 @@ function inJcsOrder(value: unknown): boolean {
     }
     return true;
   }
+  // Every name after '' is above it: only a non-empty previous name needs the comparison
+  // (the first member, or one after a member named '').
   let previous = '';
-  let first = true;
   // for-in visits own members in the order JSON.stringify writes them (records have no prototype members).
   for (const key in value) {
-    if (first) first = false;
-    else if (key <= previous) return false;
+    if (key <= previous && previous !== '') return false;
     previous = key;
     const item = (value as Record<string, unknown>)[key];
     // Primitives are checked here, without a call: records are mostly flat.

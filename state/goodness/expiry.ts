@@ -14,26 +14,41 @@ export interface WritableState extends StateView {
 }
 
 export class LotExpiryIndex implements LotTracker {
-  private readonly byTime = new Map<number, Set<string>>();
+  /**
+   * Accounts by expiry time. A list, not a set: an account may appear more than once (`due`
+   * removes repeats), and a block of deeds appends thousands of accounts without hashing any.
+   */
+  private readonly byTime = new Map<number, string[]>();
   /** the keys of byTime, ascending */
   private times: number[] = [];
+  /** the last list appended to: the lots of one block share their expiry time */
+  private lastTime = Number.NaN;
+  private lastList: string[] = [];
 
   clear(): void {
     this.byTime.clear();
     this.times = [];
+    this.lastTime = Number.NaN;
+    this.lastList = [];
   }
 
   track(expiresAt: number, account: string): void {
-    let set = this.byTime.get(expiresAt);
-    if (!set) {
-      set = new Set();
-      this.byTime.set(expiresAt, set);
+    if (expiresAt === this.lastTime) {
+      this.lastList.push(account);
+      return;
+    }
+    let list = this.byTime.get(expiresAt);
+    if (!list) {
+      list = [];
+      this.byTime.set(expiresAt, list);
       // Lots are mostly created in time order: the new time usually goes last.
       let i = this.times.length;
       while (i > 0 && this.times[i - 1]! > expiresAt) i--;
       this.times.splice(i, 0, expiresAt);
     }
-    set.add(account);
+    this.lastTime = expiresAt;
+    this.lastList = list;
+    list.push(account);
   }
 
   /** Accounts that may hold a lot expiring at or before `now`. */
@@ -51,6 +66,10 @@ export class LotExpiryIndex implements LotTracker {
     let n = 0;
     while (n < this.times.length && this.times[n]! <= now) this.byTime.delete(this.times[n++]!);
     if (n > 0) this.times = this.times.slice(n);
+    if (this.lastTime <= now) {
+      this.lastTime = Number.NaN;
+      this.lastList = [];
+    }
   }
 }
 

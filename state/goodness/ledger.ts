@@ -7,7 +7,7 @@
 // sorted by key, so neither Map order nor the order a block touched its keys can matter.
 import type { Genesis, ReceiptCore } from '../../consensus/chain/types.ts';
 import { fromUtf8, jcs, utf8 } from '../../consensus/crypto/encoding.ts';
-import { encodeChanges, genesisAppHash } from '../app-hash.ts';
+import { ChangesEncoder, genesisAppHash } from '../app-hash.ts';
 import { Code } from '../codes.ts';
 import type {
   BlockContext,
@@ -64,16 +64,28 @@ export class GoodnessLedger implements StateMachine {
   /**
    * Deed ids by user: an index for `account/<id>/deeds` derived from the deed records (not
    * state of its own, so it costs no write per deed). It follows the committed state only and
-   * is rebuilt on open; the query orders what it finds.
+   * is rebuilt on open; the query orders what it finds. Commit only notes each new deed's user
+   * and id in `unindexed` (pairs, flat): they are filed by user when a query next needs the
+   * index, so a block of deed submissions does not pay a lookup per deed for an index that few
+   * queries read.
    */
   private readonly deedsByUser = new Map<string, string[]>();
-  private readonly queryView: QueryState = { get: (key) => this.state.getCommitted(key), deedsOf: (user) => this.deedsByUser.get(user) ?? [] };
-  private readonly indexDeed = (_key: string, value: unknown): void => {
+  private unindexed: string[] = [];
+  private readonly queryView: QueryState = { get: (key) => this.state.getCommitted(key), deedsOf: (user) => this.deedsOf(user) };
+  private readonly noteDeed = (_key: string, value: unknown): void => {
     const d = value as DeedRecord;
-    const list = this.deedsByUser.get(d.user);
-    if (list) list.push(d.deed);
-    else this.deedsByUser.set(d.user, [d.deed]);
+    this.unindexed.push(d.user, d.deed);
   };
+  /** bytes the last block's changes took each: sizes the next block's buffer */
+  private bytesPerChange = 128;
+  /**
+   * The account key of the last sender: consecutive transactions often come from one sender (a
+   * distributor's batch of deeds), and a key string reused is neither built nor hashed again.
+   */
+  private lastSender = '';
+  private lastSenderKey = '';
+  /** The one TxScope, reset for each transaction: transactions execute one at a time. */
+  private scope: TxScope | null = null;
 
   async open(reader: StateReader, genesis: Genesis): Promise<MachineInfo> {
     this.chain = genesis.chain;
@@ -98,7 +110,8 @@ export class GoodnessLedger implements StateMachine {
     this.expiry.clear();
     this.pendingTimes.clear();
     this.deedsByUser.clear();
-    for (const [key, deed] of this.state.committedEntries(DEED_PREFIX)) this.indexDeed(key, deed);
+    this.unindexed = [];
+    for (const [key, deed] of this.state.committedEntries(DEED_PREFIX)) this.noteDeed(key, deed);
     for (const [, account] of this.state.committedEntries(ACCOUNT_PREFIX)) {
       for (const lot of (account as AccountRecord).lots) this.expiry.track(lot.expiresAt, (account as AccountRecord).id);
     }
@@ -122,7 +135,7 @@ export class GoodnessLedger implements StateMachine {
     if (expiry) return refuse(expiry.code, expiry.log);
     const parsed = parse(tx);
     if (!parsed.ok) return parsed;
-    const screened = this.screen(tx, parsed.handler, this.committedView, ctx.height);
+    const screened = this.screen(tx, parsed.handler, this.committedView, ctx.height, nonceKey(tx.from, tx.nonce));
     if (!screened.ok) return screened;
     const checked: AdmittedTx = { decoded: decoded.tx, handler: parsed.handler, body: parsed.body };
     return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked, signature: signatureJobOf(bytes, decoded.tx) };
@@ -138,19 +151,20 @@ export class GoodnessLedger implements StateMachine {
     const validatorUpdates: ValidatorUpdate[] = [];
     for (let i = 0; i < txs.length; i++) receipts[i] = this.executeTx(ctx, block, txs[i]!, validatorUpdates);
 
-    // Default sort compares UTF-16 code units: the order JCS gives object members (app-hash.ts).
-    const keys = [...block.changes.keys()].sort();
-    const texts = new Array<string>(keys.length);
+    const { keys, values } = block.sortedChanges();
+    // Each value is serialised and written straight into the block's buffer: its text is
+    // garbage at once instead of living until the whole list is serialised.
+    const encoder = new ChangesEncoder(keys.length, keys.length * this.bytesPerChange);
     for (let i = 0; i < keys.length; i++) {
-      const value = block.changes.get(keys[i]!);
-      texts[i] = value === null ? 'null' : canonicalJson(value);
+      const value = values[i];
+      encoder.add(keys[i]!, value === null ? 'null' : canonicalJson(value));
     }
-    const { appHash, keyBytes, valueBytes } = encodeChanges(block.previousAppHash, keys, texts);
+    const { appHash, keyBytes, valueBytes, bytes } = encoder.finish(block.previousAppHash);
+    if (keys.length > 0) this.bytesPerChange = Math.ceil(bytes / keys.length) + 8;
     const writes: StateWrite[] = new Array(keys.length + 1);
     for (let i = 0; i < keys.length; i++) {
       // A deleted key is removed, unless genesis implies it: then a stored null says it is gone.
-      const deleted = texts[i] === 'null';
-      writes[i] = [keyBytes[i]!, !deleted ? valueBytes[i]! : this.genesisKeys.has(keys[i]!) ? TOMBSTONE : null];
+      writes[i] = [keyBytes[i]!, values[i] !== null ? valueBytes[i]! : this.genesisKeys.has(keys[i]!) ? TOMBSTONE : null];
     }
     writes[keys.length] = [utf8(META_KEY), utf8(jcs({ height: ctx.height, appHash }))];
     this.state.addPending(block, appHash);
@@ -164,7 +178,7 @@ export class GoodnessLedger implements StateMachine {
   }
 
   commit(height: number): void {
-    this.state.commit(height, { prefix: DEED_PREFIX, onNew: this.indexDeed });
+    this.state.commit(height, { prefix: DEED_PREFIX, onNew: this.noteDeed });
     this.replay.forgetBefore(height);
     const time = this.pendingTimes.get(height);
     this.pendingTimes.delete(height);
@@ -173,6 +187,17 @@ export class GoodnessLedger implements StateMachine {
 
   query(path: string, caller: string | null): QueryAnswer {
     return answerQuery(path, caller, this.queryView, this.state.height);
+  }
+
+  private deedsOf(user: string): readonly string[] {
+    const notes = this.unindexed;
+    for (let i = 0; i < notes.length; i += 2) {
+      const list = this.deedsByUser.get(notes[i]!);
+      if (list) list.push(notes[i + 1]!);
+      else this.deedsByUser.set(notes[i]!, [notes[i + 1]!]);
+    }
+    this.unindexed = [];
+    return this.deedsByUser.get(user) ?? [];
   }
 
   private executeTx(ctx: BlockContext, block: BlockChanges, btx: BlockTx, validatorUpdates: ValidatorUpdate[]): ReceiptCore {
@@ -188,10 +213,11 @@ export class GoodnessLedger implements StateMachine {
     const tx = admitted.decoded.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
     if (expiry) return rejected(btx.hash, expiry.code, expiry.log);
-    const screened = this.screen(tx, admitted.handler, block, ctx.height);
+    const replayKey = nonceKey(tx.from, tx.nonce);
+    const screened = this.screen(tx, admitted.handler, block, ctx.height, replayKey);
     if (!screened.ok) return rejected(btx.hash, screened.code, screened.log);
 
-    const scope = new TxScope(block);
+    const scope = this.scope?.reuse(block) ?? (this.scope = new TxScope(block));
     let outcome;
     try {
       outcome = admitted.handler.execute({ block: ctx, hash: btx.hash, tx, sender: screened.sender, state: scope, lots: this.expiry }, admitted.body);
@@ -200,7 +226,6 @@ export class GoodnessLedger implements StateMachine {
       return rejected(btx.hash, Code.BAD_STATE, `internal error executing ${tx.type}: ${(e as Error).message}`);
     }
     if (!outcome.ok) return rejected(btx.hash, outcome.code, outcome.log);
-    const replayKey = nonceKey(tx.from, tx.nonce);
     scope.put(replayKey, tx.expires);
     scope.apply();
     this.replay.add(tx.expires, replayKey);
@@ -210,19 +235,29 @@ export class GoodnessLedger implements StateMachine {
 
   /**
    * The checks every type shares that read state: replay, sender's freeze and role, for a
-   * transaction that would execute at `height`.
+   * transaction that would execute at `height`. `replayKey` is nonceKey(tx.from, tx.nonce): made
+   * once per transaction, for this check and for the record execution writes.
    */
-  private screen(tx: TxFields, handler: TxHandler, state: StateView, height: number): Screened | Refusal {
-    const usedUntil = state.get(nonceKey(tx.from, tx.nonce));
+  private screen(tx: TxFields, handler: TxHandler, state: StateView, height: number, replayKey: string): Screened | Refusal {
+    const usedUntil = state.get(replayKey);
     if (typeof usedUntil === 'number' && usedUntil >= height) {
       return refuse(Code.NONCE_USED, `nonce ${tx.nonce} of ${tx.from} was already used by a transaction that has not expired`);
     }
-    const sender = state.get(accountKey(tx.from)) as AccountRecord | undefined;
+    const sender = state.get(this.senderKey(tx.from)) as AccountRecord | undefined;
     if (sender?.status === 'frozen') return refuse(Code.FROZEN, `account ${tx.from} is frozen`);
     if (handler.senders !== 'anyone' && !(sender && sender.roles.some((r) => handler.senders.includes(r)))) {
       return refuse(Code.NOT_PERMITTED, `${tx.type} is sent by ${handler.senders.join(' or ')}`);
     }
     return { ok: true, sender };
+  }
+
+  /** accountKey(from), reusing the last sender's key string (it keeps its hash) when `from` sent the last one too. */
+  private senderKey(from: string): string {
+    if (from !== this.lastSender) {
+      this.lastSender = from;
+      this.lastSenderKey = accountKey(from);
+    }
+    return this.lastSenderKey;
   }
 }
 
