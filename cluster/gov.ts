@@ -10,20 +10,15 @@ import { Ed25519Signer } from '../consensus/crypto/ed25519.ts';
 import { GoodnessClient } from '../rpc/client.ts';
 import type { Receipt } from '../rpc/types.ts';
 import { UserError } from './config.ts';
-import { NODE_KEY_FILE, parseNodeKeyFile } from './keys.ts';
+import { NODE_KEY_FILE, parseNodeKeyFile, readAccountSecretKey } from './keys.ts';
 import { to0x } from '../consensus/crypto/encoding.ts';
 import { blsPopProve } from '../consensus/crypto/bls.ts';
 
 const WAIT_MS = 30_000;
 
 function readSigner(path: string): Ed25519Signer {
-  let key: { secretKey?: unknown };
-  try {
-    key = JSON.parse(readFileSync(path, 'utf8')) as { secretKey?: unknown };
-  } catch (err) {
-    throw new UserError(`cannot read the governor key ${path} (${(err as Error).message}). Pass the JSON that \`goodness keygen\` made, such as DIR/accounts/governor.json.`);
-  }
-  if (typeof key.secretKey !== 'string' || !/^[0-9a-f]{64}$/.test(key.secretKey)) throw new UserError(`${path} has no secretKey of 64 lowercase hex characters: pass a key file made by \`goodness keygen\`.`);
+  const key = readAccountSecretKey(path);
+  if ('problem' in key) throw new UserError(`cannot use the governor key: ${key.problem}. Pass the JSON that \`goodness keygen\` made, such as DIR/accounts/governor.json.`);
   return new Ed25519Signer(key.secretKey);
 }
 

@@ -1,6 +1,6 @@
 // A node's keys (its libp2p identity and its BLS voting key with the proof of possession) and
 // account key pairs for `goodness keygen`. Secret material is written with mode 0600.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { blsKeygen, blsPopProve, blsPopVerify, blsPublicKeyOf, BLS_PUBLIC_KEY_BYTES, BLS_SECRET_KEY_BYTES, BLS_SIGNATURE_BYTES } from '../consensus/crypto/bls.ts';
@@ -106,4 +106,20 @@ export function parseNodeKeyFile(value: unknown): NodeKeys {
   const pop = from0x(file.pop as string, BLS_SIGNATURE_BYTES);
   if (!pop || !blsPopVerify(blsPublicKey, pop)) throw new Error('pop is not a valid proof of possession of blsPublicKey');
   return { peerId, peerPrivateKey, blsSecretKey, blsPublicKey, pop };
+}
+
+/**
+ * The secret key of an account key file (the JSON `goodness keygen` prints), or what is wrong
+ * with the file, for the caller to turn into an operator's error with its own hint.
+ */
+export function readAccountSecretKey(path: string): { secretKey: string } | { problem: string } {
+  if (!existsSync(path)) return { problem: `${path} does not exist` };
+  let key: { secretKey?: unknown };
+  try {
+    key = JSON.parse(readFileSync(path, 'utf8')) as { secretKey?: unknown };
+  } catch (err) {
+    return { problem: `${path} is not valid JSON (${(err as Error).message})` };
+  }
+  if (typeof key?.secretKey !== 'string' || !/^[0-9a-f]{64}$/.test(key.secretKey)) return { problem: `${path} has no secretKey of 64 lowercase hex characters` };
+  return { secretKey: key.secretKey };
 }

@@ -232,7 +232,7 @@ export class GoodnessNode {
    * reaches a validator.
    */
   private forwarding(): RpcFollowSource | null {
-    if (!this.follow || this.p2p.peers().some((p) => p.connected)) return null;
+    if (!this.follow || this.p2p.anyConnected()) return null;
     return this.follow;
   }
 

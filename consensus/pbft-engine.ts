@@ -128,7 +128,7 @@ export class PbftEngine implements ConsensusEngine {
     return this.o.pipeline.schedule;
   }
 
-  /** This node's index in any set from `height` on, or -1. Indexes are never reused, so once found it stays. */
+  /** This node's index in any set the schedule holds (past or coming), or -1. Indexes are never reused, so once found it stays. */
   private findIndex(): number {
     const mine = this.schedule.upcoming(0).find((v) => v.blsPublicKey === this.o.blsPublicKey);
     return mine?.index ?? -1;
@@ -208,8 +208,8 @@ export class PbftEngine implements ConsensusEngine {
   private async afterCommits(): Promise<void> {
     this.updateReach();
     if (this.index === -1 && this.findIndex() !== -1) {
-      this.o.logger.info({ index: this.findIndex(), height: this.o.pipeline.head.header.number }, 'this node is now a validator: its consensus core starts');
       await this.newReplica([]);
+      this.o.logger.info({ index: this.index, height: this.o.pipeline.head.header.number }, 'this node is now a validator: its consensus core starts');
       this.queue.unshift({ type: 'start' });
       if (!this.draining) void this.drain();
       this.pendingReported = false;

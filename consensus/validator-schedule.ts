@@ -120,11 +120,6 @@ export class ValidatorSchedule {
     return this.record();
   }
 
-  /** Heights whose set differs from the previous height's, with that set: what `getValidators` clients follow. */
-  changes(): readonly ScheduleEntry[] {
-    return this.entries;
-  }
-
   record(): ScheduleRecord {
     return { version: 1, committedHeight: this.committed, entries: this.entries };
   }

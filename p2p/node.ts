@@ -331,6 +331,12 @@ export class P2PNode implements Transport {
     return peer !== undefined && this.openConnections(peer).length > 0;
   }
 
+  /** Whether any other validator is connected (cheap enough for every admitted transaction, unlike peers()). */
+  anyConnected(): boolean {
+    for (const peer of this.byIndex.values()) if (this.openConnections(peer).length > 0) return true;
+    return false;
+  }
+
   stats(): P2PStats {
     const now = Date.now();
     return {

@@ -1,8 +1,8 @@
 // What `goodness bench` does once its options are read: find the nodes, measure this machine,
 // run the workload, write and print the report, compare with an older one.
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../config.ts';
+import { readAccountSecretKey } from '../keys.ts';
 import type { BenchCommandOptions } from './command.ts';
 import { compareReports, comparisonTable, readReport } from './compare.ts';
 import { measureLimits } from './limits.ts';
@@ -30,14 +30,8 @@ async function nodesOf(o: BenchCommandOptions): Promise<string[]> {
 function governorSecret(o: BenchCommandOptions): string {
   const path = o.governorKey ?? (o.dir ? join(o.dir, 'accounts', 'governor.json') : undefined);
   if (!path) throw new UserError('the goodness workload registers its organisations through governance: give --governor-key FILE (a governor key as `goodness keygen` prints it), or --dir of a cluster made without --app-state.');
-  if (!existsSync(path)) throw new UserError(`${path} does not exist: give --governor-key FILE with a governor's key.`);
-  let key: { secretKey?: unknown };
-  try {
-    key = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new UserError(`${path} is not valid JSON (${(err as Error).message}).`);
-  }
-  if (typeof key.secretKey !== 'string' || !/^[0-9a-f]{64}$/.test(key.secretKey)) throw new UserError(`${path} has no secretKey of 64 hex characters (the format of \`goodness keygen\`).`);
+  const key = readAccountSecretKey(path);
+  if ('problem' in key) throw new UserError(`${key.problem}: give --governor-key FILE with a governor's key (the JSON \`goodness keygen\` prints).`);
   return key.secretKey;
 }
 
