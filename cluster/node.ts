@@ -19,7 +19,7 @@ import { startRpcServer } from '../rpc/server.ts';
 import { Code } from '../state/codes.ts';
 import { GoodnessLedger } from '../state/goodness/ledger.ts';
 import { KvMachine } from '../state/kv-machine.ts';
-import type { StateMachine } from '../state/machine.ts';
+import type { BlockTx, StateMachine } from '../state/machine.ts';
 import { ChainStore } from '../state/store/chain-store.ts';
 import { RocksKvStore } from '../state/store/kv-store.ts';
 import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
@@ -125,6 +125,8 @@ export class GoodnessNode {
       // address) exactly the ones that sign a height from the next on.
       onValidatorsChanged: (validators) => this.p2p.setValidators(validators.map((v) => this.validatorPeer(v))),
       follow: this.follow ?? undefined,
+      admission: (hash) => this.admitting.get(hash),
+      checkBlockTxs: (txs) => this.checkBlockTxs(txs),
     });
     await this.p2p.start();
     this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
@@ -243,12 +245,30 @@ export class GoodnessNode {
     return result;
   }
 
+  /**
+   * Admissions under way, by transaction hash: a second copy (a client's and a peer's at once)
+   * is a duplicate without a second signature check, and the engine waits for one before it
+   * fetches a proposal's transaction from a peer (PbftEngineOptions.admission).
+   */
+  private readonly admitting = new Map<string, Promise<SubmitResult>>();
+
   private async check(bytes: Uint8Array): Promise<SubmitResult> {
     if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
     if (this.pool.isFull(bytes.length)) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const hash = to0x(sha256(bytes));
-    if (this.pool.has(hash) || (await this.store.hasTx(hash))) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending or committed` };
-    const check = this.machine.checkTx(bytes, { height: this.store.latestHeight() + 1 });
+    if (this.pool.has(hash) || this.admitting.has(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
+    const admission = this.checkNew(bytes, hash);
+    this.admitting.set(hash, admission);
+    try {
+      return await admission;
+    } finally {
+      this.admitting.delete(hash);
+    }
+  }
+
+  private async checkNew(bytes: Uint8Array, hash: string): Promise<SubmitResult> {
+    if (await this.store.hasTx(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already committed` };
+    const check = this.machine.checkTx(bytes, { height: this.store.latestHeight() + 1, hash });
     if (!check.ok) {
       if (check.code === Code.NONCE_USED) return { ok: false, error: 'duplicate', log: check.log };
       return { ok: false, error: 'refused', code: check.code, log: check.log };
@@ -261,6 +281,25 @@ export class GoodnessNode {
     if (added === 'ok') return { ok: true, hash };
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
     return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : 'the transaction pool is full: back off and retry' };
+  }
+
+  /**
+   * A block's transactions that did not come through this node's admission (fetched from a
+   * peer, or synced): their form is checked and their signatures verified in the worker threads
+   * here, so that executing them does not verify one by one on the main thread. What admission
+   * would refuse is left unchecked: the machine then decides it at execution, as before.
+   */
+  private async checkBlockTxs(txs: BlockTx[]): Promise<void> {
+    const height = this.store.latestHeight() + 1;
+    const verifying: Promise<void>[] = [];
+    for (const tx of txs) {
+      if (tx.checked !== undefined) continue;
+      const check = this.machine.checkTx(tx.bytes, { height, hash: tx.hash });
+      if (!check.ok) continue;
+      if (!check.signature) tx.checked = check.checked;
+      else verifying.push(this.verifier.verify(check.signature).then((ok) => void (ok && (tx.checked = check.checked))));
+    }
+    await Promise.all(verifying);
   }
 
   private registerMetrics(): void {

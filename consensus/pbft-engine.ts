@@ -39,6 +39,14 @@ export interface PbftEngineOptions {
   onValidatorsChanged?(validators: ValidatorRegistration[]): void;
   /** where a node with no validator connected fetches certified blocks (other nodes' JSON-RPC: cluster/rpc-follow.ts) */
   follow?: BlockSource;
+  /** the node's admission of this transaction, while one is under way (gossip got it first) */
+  admission?(hash: string): Promise<unknown> | undefined;
+  /**
+   * Checks and verifies, off the main thread where it can, the transactions of a block that
+   * carry no `checked` (they did not come through this node's admission), setting `checked`
+   * on those that pass.
+   */
+  checkBlockTxs?(txs: BlockTx[]): Promise<void>;
 }
 
 /** How often a node with no validator peers asks `follow` for its height. */
@@ -57,6 +65,8 @@ const BLOCK_TXS_PREFIX = 'txs/';
 const SYNC_TIMEOUT_MS = 5_000;
 /** how long a replica waits for gossip to bring a proposal's transactions before asking the proposer */
 const GOSSIP_GRACE_MS = 50;
+/** how long it waits at most for its own admission of transactions gossip already brought */
+const ADMISSION_WAIT_MS = 1_000;
 
 /**
  * A consensus message's type from its second byte (messages.ts: version, then the type code),
@@ -65,6 +75,15 @@ const GOSSIP_GRACE_MS = 50;
  * test/metrics-units.test.ts checks this table against encodeMessage.
  */
 const MESSAGE_TYPE_BY_CODE: readonly (Message['type'] | undefined)[] = [undefined, 'pre-prepare', 'prepare', 'precommit', 'commit', 'view-change', 'new-view', 'certificate'];
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Milliseconds to one decimal, for logs. */
+function ms(x: number): number {
+  return Math.round(x * 10) / 10;
+}
 
 export type CountedMessageType = Message['type'] | 'other';
 
@@ -349,8 +368,13 @@ export class PbftEngine implements ConsensusEngine {
     }
     // Commits in height order, each durable before the next.
     for (const c of r.commit) {
-      await this.withMachine(() => this.commit(c.hash, c.certificate));
-      logger.debug({ height: c.height, hash: c.hash, view: c.certificate.view }, 'block committed');
+      const startedAt = performance.now();
+      let lockedAt = 0;
+      await this.withMachine(() => {
+        lockedAt = performance.now();
+        return this.commit(c.hash, c.certificate);
+      });
+      logger.debug({ height: c.height, hash: c.hash, view: c.certificate.view, lockWaitMs: ms(lockedAt - startedAt), commitMs: ms(performance.now() - lockedAt) }, 'block committed');
     }
     if (r.commit.length > 0) {
       this.reportPending();
@@ -384,15 +408,20 @@ export class PbftEngine implements ConsensusEngine {
       await new Promise((r) => setTimeout(r, params.blockTimeMs - sinceLast));
     }
     this.lastBuildAt = Date.now();
+    const startedAt = performance.now();
     let proposal: Proposal | null = null;
+    let lockedAt = 0;
     try {
-      proposal = await this.withMachine(() =>
-        this.o.pipeline.build({ proposer: this.index, timestamp: Date.now(), maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes, parentHash, view }),
-      );
+      proposal = await this.withMachine(() => {
+        lockedAt = performance.now();
+        return this.o.pipeline.build({ proposer: this.index, timestamp: Date.now(), maxTxs: params.maxBlockTxs, maxBytes: params.maxBlockBytes, parentHash, view });
+      });
     } catch (err) {
       this.o.logger.warn({ err, height }, 'could not build a proposal');
     }
+    const builtAt = performance.now();
     if (proposal) await this.keepBlockTxs(height, proposal.block.hash, proposal.txs);
+    if (proposal) this.o.logger.debug({ height, view, txs: proposal.txs.length, lockWaitMs: ms(lockedAt - startedAt), buildMs: ms(builtAt - lockedAt), keepMs: ms(performance.now() - builtAt) }, 'proposal built');
     const block = proposal ? { hash: proposal.block.hash, payload: encodePayload({ header: proposal.block.header, txHashes: proposal.block.txHashes }) } : null;
     // A transaction stays in the pool until its block commits, so pool.size also counts the
     // ones already in uncommitted blocks. Reporting those as pending made the core ask for the
@@ -427,8 +456,12 @@ export class PbftEngine implements ConsensusEngine {
       const { header, txHashes } = decoded;
       if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
       if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
+      const startedAt = performance.now();
       const txs = await this.gatherTxs(height, hash, txHashes, header.proposer);
+      const gatheredAt = performance.now();
+      let lockedAt = 0;
       const result = await this.withMachine(async () => {
+        lockedAt = performance.now();
         // A block the core gave up while this validation waited must leave no speculative state.
         if ((this.abandonments.get(hash) ?? 0) !== abandonedBefore) return { ok: false as const, reason: 'abandoned while waiting' };
         // Sync committed this height meanwhile: the core learns it from syncedCommit, and a
@@ -441,8 +474,13 @@ export class PbftEngine implements ConsensusEngine {
       });
       if (result === null) return;
       if (!result.ok) throw new Error(result.reason);
+      const executedAt = performance.now();
       await this.keepBlockTxs(height, hash, result.proposal.txs);
       ok = true;
+      this.o.logger.debug(
+        { height, txs: txHashes.length, gatherMs: ms(gatheredAt - startedAt), lockWaitMs: ms(lockedAt - gatheredAt), executeMs: ms(executedAt - lockedAt), keepMs: ms(performance.now() - executedAt) },
+        'proposal validated',
+      );
     } catch (err) {
       this.o.logger.warn({ height, hash, err: String(err) }, 'proposal refused');
     }
@@ -468,21 +506,28 @@ export class PbftEngine implements ConsensusEngine {
     const lookup = () => hashes.map((h) => pool.get(h));
     let found = lookup();
     const fetched = found.some((e) => !e) ? await this.keptBlockTxs(height, blockHash) : new Map<string, Uint8Array>();
-    if (found.some((e, i) => !e && !fetched.has(hashes[i]!))) {
-      await new Promise((r) => setTimeout(r, GOSSIP_GRACE_MS));
+    const absent = hashes.filter((h, i) => !found[i] && !fetched.has(h));
+    if (absent.length > 0) {
+      // Gossip may have brought them already, with their admission (a signature check in a
+      // worker) still under way: waiting for it is cheaper than fetching them again.
+      const admitting = absent.map((h) => this.o.admission?.(h)).filter((p) => p !== undefined);
+      const grace = admitting.length === absent.length ? 0 : GOSSIP_GRACE_MS;
+      await Promise.race([Promise.allSettled(admitting).then(() => sleep(grace)), sleep(ADMISSION_WAIT_MS)]);
       found = lookup();
     }
     const missing = hashes.filter((h, i) => !found[i] && !fetched.has(h));
     if (missing.length > 0) for (const [h, b] of await this.fetchMissingTxs(missing, proposer)) fetched.set(h, b);
-    return hashes.map((h, i) => {
+    const txs = hashes.map((h, i): BlockTx => {
       const e = found[i];
       if (e) return { hash: h, bytes: e.bytes, checked: e.checked };
       const b = fetched.get(h);
       if (!b) throw new Error(`transaction ${h} is unavailable`);
       if (txHash(b) !== h) throw new Error(`a peer sent other bytes for transaction ${h}`);
-      // Bytes from a peer are checked by the machine at execution (signature included).
       return { hash: h, bytes: b };
     });
+    // Bytes from a peer are checked before execution (or by the machine at execution).
+    if (fetched.size > 0) await this.o.checkBlockTxs?.(txs);
+    return txs;
   }
 
   /**
@@ -551,7 +596,8 @@ export class PbftEngine implements ConsensusEngine {
           for (const b of blocks) {
             // Consensus may have committed some of these while they were on their way.
             if (b.block.header.number <= pipeline.head.header.number) continue;
-            const applied = await this.withMachine(() => this.applySynced(b.block.header, b.block.txHashes, b.txs, b.certificate));
+            const entries = await this.syncedTxs(b.txs);
+            const applied = await this.withMachine(() => this.applySynced(b.block.header, b.block.txHashes, entries, b.certificate));
             if (!applied.ok) {
               source.penalize?.('bad-sync-block');
               throw new Error(applied.reason);
@@ -612,7 +658,23 @@ export class PbftEngine implements ConsensusEngine {
     }
   }
 
-  private async applySynced(header: Header, txHashes: string[], txs: Uint8Array[], certificate: CommitCertificate): Promise<{ ok: true } | { ok: false; reason: string }> {
+  /**
+   * A synced block's transactions, hashed from their bytes (the header's txRoot then proves they
+   * are the block's), with the pool's admission results where this node has them and the rest
+   * checked off the main thread.
+   */
+  private async syncedTxs(txs: Uint8Array[]): Promise<BlockTx[]> {
+    const pool = this.o.pipeline.pool;
+    const entries = txs.map((bytes): BlockTx => {
+      const hash = txHash(bytes);
+      const pooled = pool.get(hash);
+      return pooled ? { hash, bytes, checked: pooled.checked } : { hash, bytes };
+    });
+    await this.o.checkBlockTxs?.(entries);
+    return entries;
+  }
+
+  private async applySynced(header: Header, txHashes: string[], entries: BlockTx[], certificate: CommitCertificate): Promise<{ ok: true } | { ok: false; reason: string }> {
     const { pipeline } = this.o;
     const h = headerFields(header);
     const hash = to0x(headerHash(h));
@@ -620,11 +682,9 @@ export class PbftEngine implements ConsensusEngine {
     // The set that signs h is final once h − 1 is committed (validator-schedule.ts).
     const cert = verifyCertificate(certificate, hash, this.schedule.require(h.number));
     if (!cert.ok) return { ok: false, reason: `certificate of block ${h.number}: ${cert.reason}` };
-    if (txs.length !== txHashes.length) return { ok: false, reason: 'transactions and hashes differ in number' };
-    const entries = txs.map((bytes) => ({ hash: txHash(bytes), bytes }));
+    if (entries.length !== txHashes.length) return { ok: false, reason: 'transactions and hashes differ in number' };
     const replayed = await pipeline.committedReplay(entries.map((e) => e.hash));
     if (replayed) return { ok: false, reason: `block ${h.number}: ${replayed}` };
-    // Hashes are recomputed from the bytes: the header's txRoot then proves they are the block's.
     const result = pipeline.validate(h, entries, certificate.view);
     if (!result.ok) return { ok: false, reason: `block ${h.number}: ${result.reason}` };
     await pipeline.commit(result.proposal, certificate);

@@ -8,11 +8,12 @@ import { LocalCluster } from '../test/fixtures/cluster-process.ts';
 const rate = process.argv[2] ?? '6000';
 const seconds = process.argv[3] ?? '15';
 const validators = Number(process.argv[4] ?? 4);
-const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+const workload = process.env.WORKLOAD ?? 'kv';
+const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
-  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', '--rpc', urls, '--workload', 'kv', '--rate', rate, '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, '--rate', rate, '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
   console.log('bench exit', r.status);
 } finally {
   await cluster.cleanup();

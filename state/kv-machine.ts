@@ -12,6 +12,7 @@ import {
   QueryError,
   type BlockContext,
   type BlockTx,
+  type CheckContext,
   type CheckResult,
   type ExecutionResult,
   type MachineInfo,
@@ -84,10 +85,10 @@ export class KvMachine implements StateMachine {
   }
 
   /** Needs no state: a put is valid at any height. */
-  checkTx(bytes: Uint8Array, _ctx?: { height: number }): CheckResult {
+  checkTx(bytes: Uint8Array, ctx?: CheckContext): CheckResult {
     const put = parseKvTx(bytes);
     if (typeof put === 'string') return { ok: false, code: Code.MALFORMED, log: put };
-    return { ok: true, hash: txHash(bytes), checked: put };
+    return { ok: true, hash: ctx?.hash ?? txHash(bytes), checked: put };
   }
 
   executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult {

@@ -44,6 +44,13 @@ export type CheckResult =
     }
   | { ok: false; code: number; log: string };
 
+export interface CheckContext {
+  /** the height the transaction would be included at, at the earliest */
+  height: number;
+  /** the transaction's hash, when the engine has computed it already (it is not computed twice) */
+  hash?: string;
+}
+
 export interface BlockContext {
   height: number;
   /** block time, ms: the only clock a machine may read */
@@ -94,7 +101,7 @@ export interface StateMachine {
    * role), and which signature the engine must verify. Called once per transaction per node;
    * must not change state.
    */
-  checkTx(bytes: Uint8Array, ctx: { height: number }): CheckResult;
+  checkTx(bytes: Uint8Array, ctx: CheckContext): CheckResult;
   /**
    * Executes a block on top of the committed state without committing it. A transaction the
    * machine refuses gets a receipt with status "rejected" and changes nothing else.

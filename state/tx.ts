@@ -1,6 +1,6 @@
 // Transactions of tx.md: canonical bytes, Ed25519 signatures, hashes and the checks of form
 // that need no state. Clients build them with `buildTx`; nodes read them with `decodeTx`.
-import { fromUtf8, jcs, sha256, to0x, utf8 } from '../consensus/crypto/encoding.ts';
+import { fromUtf8, isJcsText, jcs, sha256, to0x, utf8 } from '../consensus/crypto/encoding.ts';
 import { Ed25519Signer, ed25519Verify } from '../consensus/crypto/ed25519.ts';
 import type { SignatureJob } from '../consensus/crypto/verifier.ts';
 import { Code } from './codes.ts';
@@ -77,8 +77,9 @@ function refuse(code: number, log: string): DecodeResult {
 /**
  * Checks bytes against tx.md: canonical JCS, the exact members, their forms, the chain id and
  * the signature. State checks (expiry against height, nonces, roles) come after, in the machine.
+ * `knownHash` is the bytes' hash when the caller has computed it already.
  */
-export function decodeTx(bytes: Uint8Array, chain: string, verifySignature = true): DecodeResult {
+export function decodeTx(bytes: Uint8Array, chain: string, verifySignature = true, knownHash?: string): DecodeResult {
   let text: string;
   let value: unknown;
   try {
@@ -106,13 +107,13 @@ export function decodeTx(bytes: Uint8Array, chain: string, verifySignature = tru
   if (!Number.isSafeInteger(t.expires) || t.expires < 0) return refuse(Code.MALFORMED, 'tx.expires is a non-negative integer block height');
   if (!isPlainObject(t.body)) return refuse(Code.MALFORMED, 'tx.body is an object');
   if (!onlySafeIntegers(t.body)) return refuse(Code.MALFORMED, 'numbers in a transaction are integers no larger than 2^53-1');
-  if (jcs(value) !== text) return refuse(Code.NOT_CANONICAL, 'transaction bytes are not in canonical JCS form (RFC 8785)');
+  if (!isJcsText(value, text)) return refuse(Code.NOT_CANONICAL, 'transaction bytes are not in canonical JCS form (RFC 8785)');
   if (t.chain !== chain) return refuse(Code.WRONG_CHAIN, `transaction is for chain ${JSON.stringify(t.chain)}, this is ${JSON.stringify(chain)}`);
   // The canonical envelope is `{"sig":"...","tx":` + JCS(tx) + `}`: sign-bytes are a slice of it.
   if (verifySignature && !ed25519Verify(t.from, bytes.subarray(SIGNED_PREFIX, bytes.length - 1), sig)) {
     return refuse(Code.BAD_SIGNATURE, 'signature does not verify under tx.from');
   }
-  return { ok: true, tx: { hash: txHash(bytes), envelope: { sig, tx: t }, size: bytes.length } };
+  return { ok: true, tx: { hash: knownHash ?? txHash(bytes), envelope: { sig, tx: t }, size: bytes.length } };
 }
 
 /** The signature a decoded transaction carries, for a SignatureVerifier. */

@@ -34,9 +34,13 @@ export class InlineVerifier implements SignatureVerifier {
 
 // The worker is plain JavaScript on node:crypto, given as source, so it loads the same way
 // whether the node runs from TypeScript through tsx or from compiled files.
-const WORKER_SOURCE = `
+const WORKER_NICE = 10;
+const WORKER_SOURCE = `const NICE = ${WORKER_NICE};
 const { parentPort } = require('node:worker_threads');
 const { createPublicKey, verify } = require('node:crypto');
+// Below the node's main thread: consensus, execution and commits come before admitting more.
+// On Linux a thread's nice value is its own (setpriority on pid 0 changes the calling thread).
+try { require('node:os').setPriority(0, NICE); } catch {}
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const keys = new Map();
 function keyOf(hex) {

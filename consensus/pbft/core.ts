@@ -650,6 +650,7 @@ export class Replica {
     }
     if (!this.config.crypto.verify(from, prepareSigningBytes(this.chainTag, m.view, h, m.hash, digest), m.sig)) return this.drop(from, 'bad-signature', true);
     slot.pp = { view: m.view, hash: m.hash, digest };
+    this.noteLeaderProposal(m.view, h);
     this.addBlock(slot, { height: h, hash: m.hash, parentHash: m.parentHash, digest, payload: m.payload });
     // The leader's pre-prepare is its PREPARE: same signing bytes, already checked.
     const leaderVote = { key: m.hash + digest, hash: m.hash, digest, sig: m.sig, verified: true };
@@ -1102,6 +1103,25 @@ export class Replica {
    */
   /** the highest height seen decided (a quorum of PRECOMMITs or COMMITs, or a certificate) */
   private highestDecided = 0;
+  /** the highest height the current view's leader proposed, as [view, height] */
+  private leaderProposed: [number, number] = [-1, 0];
+
+  /**
+   * A valid PRE-PREPARE for a new height from this view's leader: the leader is alive and
+   * proposing, and what remains is the replicas' own work (gathering, executing, voting). Under
+   * load a block's round took longer than the timeout (the leader executes it to build it, then
+   * every replica executes it to validate it), and every height ended in a view change that
+   * helped nothing. The progress timer now starts over here as well as when a quorum decides.
+   * A faulty leader gains at most `window` restarts from proposals that never decide, since it
+   * cannot propose above committed height + window.
+   */
+  private noteLeaderProposal(view: number, h: number): void {
+    if (this.changing || view !== this.view) return;
+    const [v, top] = this.leaderProposed;
+    if (v === view && h <= top) return;
+    this.leaderProposed = [view, h];
+    this.deadlines.delete('progress');
+  }
 
   private markDecided(h: number, hash: Hash, view: number | null): void {
     // A quorum decided a new height in this view: the view works, even if this replica is slow

@@ -12,6 +12,7 @@ import { Code } from '../codes.ts';
 import type {
   BlockContext,
   BlockTx,
+  CheckContext,
   CheckResult,
   ExecutionResult,
   MachineInfo,
@@ -126,9 +127,9 @@ export class GoodnessLedger implements StateMachine {
    * Admission. `ctx.height` is the height of the next block (committed height + 1): the
    * transaction must be valid there, expiry and replay alike (tx.md).
    */
-  checkTx(bytes: Uint8Array, ctx: { height: number }): CheckResult {
+  checkTx(bytes: Uint8Array, ctx: CheckContext): CheckResult {
     // The signature is handed to the engine's verifier (worker threads), not checked here.
-    const decoded = decodeTx(bytes, this.chain, false);
+    const decoded = decodeTx(bytes, this.chain, false, ctx.hash);
     if (!decoded.ok) return decoded;
     const tx = decoded.tx.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
