@@ -13,7 +13,7 @@ import { TxGossip, encodeTxBatch } from '../p2p/tx-gossip.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { blsPublicKeyOf } from '../consensus/crypto/bls.ts';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
-import { InlineVerifier, WorkerVerifier, type SignatureVerifier } from '../consensus/crypto/verifier.ts';
+import { InlineVerifier, WorkerVerifier, type SignatureVerifier, type VerifyPriority } from '../consensus/crypto/verifier.ts';
 import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
 import { startRpcServer } from '../rpc/server.ts';
 import { Code } from '../state/codes.ts';
@@ -219,7 +219,7 @@ export class GoodnessNode {
 
   /** A client's transaction: admitted here, then gossiped to the other validators. */
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
-    const result = await this.admit(bytes);
+    const result = await this.admit(bytes, 'client');
     if (result.ok) {
       const forward = this.forwarding();
       if (forward) forward.forward(bytes);
@@ -239,8 +239,8 @@ export class GoodnessNode {
   }
 
   /** Admission of a client's or a peer's transaction (a gossiped one is not gossiped again). */
-  private async admit(bytes: Uint8Array): Promise<SubmitResult> {
-    const result = await this.check(bytes);
+  private async admit(bytes: Uint8Array, from: 'client' | 'peer' = 'peer'): Promise<SubmitResult> {
+    const result = await this.check(bytes, from);
     this.admissions.inc({ result: result.ok ? 'admitted' : result.error });
     return result;
   }
@@ -252,12 +252,12 @@ export class GoodnessNode {
    */
   private readonly admitting = new Map<string, Promise<SubmitResult>>();
 
-  private async check(bytes: Uint8Array): Promise<SubmitResult> {
+  private async check(bytes: Uint8Array, from: VerifyPriority): Promise<SubmitResult> {
     if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
     if (this.pool.isFull(bytes.length)) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const hash = to0x(sha256(bytes));
     if (this.pool.has(hash) || this.admitting.has(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
-    const admission = this.checkNew(bytes, hash);
+    const admission = this.checkNew(bytes, hash, from);
     this.admitting.set(hash, admission);
     try {
       return await admission;
@@ -266,7 +266,7 @@ export class GoodnessNode {
     }
   }
 
-  private async checkNew(bytes: Uint8Array, hash: string): Promise<SubmitResult> {
+  private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority): Promise<SubmitResult> {
     if (await this.store.hasTx(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already committed` };
     const check = this.machine.checkTx(bytes, { height: this.store.latestHeight() + 1, hash });
     if (!check.ok) {
@@ -274,8 +274,8 @@ export class GoodnessNode {
       return { ok: false, error: 'refused', code: check.code, log: check.log };
     }
     if (check.signature) {
-      if (!this.verifier.canAcceptWork()) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
-      if (!(await this.verifier.verify(check.signature))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
+      if (!this.verifier.canAcceptWork(from)) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
+      if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });
     if (added === 'ok') return { ok: true, hash };
@@ -297,7 +297,7 @@ export class GoodnessNode {
       const check = this.machine.checkTx(tx.bytes, { height, hash: tx.hash });
       if (!check.ok) continue;
       if (!check.signature) tx.checked = check.checked;
-      else verifying.push(this.verifier.verify(check.signature).then((ok) => void (ok && (tx.checked = check.checked))));
+      else verifying.push(this.verifier.verify(check.signature, 'block').then((ok) => void (ok && (tx.checked = check.checked))));
     }
     await Promise.all(verifying);
   }

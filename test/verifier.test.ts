@@ -53,4 +53,37 @@ test('a bounded queue says when it is busy', async () => {
   }
 });
 
+test('a block\'s signature goes ahead of the admissions queued before it', async () => {
+  const { jobs: js } = jobs(2001);
+  // Small chunks, so that most admissions are still queued on the main thread when the block's job arrives.
+  const workers = new WorkerVerifier(1, 50_000, 4_096, 16);
+  try {
+    const order: string[] = [];
+    const admissions = js.slice(0, 2000).map((j, i) => workers.verify(j, 'peer').then(() => order.push(`peer ${i}`)));
+    const block = workers.verify(js[2000]!, 'block').then(() => order.push('block'));
+    await Promise.all([...admissions, block]);
+    const at = order.indexOf('block');
+    assert.ok(at >= 0 && at < 100, `the block's job finished at position ${at} of ${order.length}`);
+  } finally {
+    await workers.close();
+  }
+});
+
+test('clients are refused first: past their share, peers\' transactions still queue, blocks\' always', async () => {
+  const { jobs: js } = jobs(60);
+  const workers = new WorkerVerifier(1, 50, 10);
+  try {
+    const pending = js.slice(0, 20).map((j) => workers.verify(j, 'peer'));
+    assert.not.ok(workers.canAcceptWork('client'), 'over the client share');
+    assert.ok(workers.canAcceptWork('peer'), 'under the whole bound');
+    pending.push(...js.slice(20, 55).map((j) => workers.verify(j, 'peer')));
+    assert.not.ok(workers.canAcceptWork('peer'), 'over the whole bound');
+    assert.ok(workers.canAcceptWork('block'), 'a block is never refused');
+    await Promise.all(pending);
+    assert.ok(workers.canAcceptWork('client'), 'drained');
+  } finally {
+    await workers.close();
+  }
+});
+
 test.run();

@@ -14,19 +14,26 @@ export interface SignatureJob {
   signature: string;
 }
 
+/**
+ * Who waits for a verification. 'block': a proposal's or a synced block's transaction that
+ * consensus waits on; it goes ahead of everything queued. 'peer': a transaction gossip brought.
+ * 'client': a client's transaction; it is the one refused first when verification falls behind.
+ */
+export type VerifyPriority = 'block' | 'peer' | 'client';
+
 export interface SignatureVerifier {
-  verify(job: SignatureJob): Promise<boolean>;
-  /** False while the queue is over its bound: callers should push back (-32002), not queue more. */
-  canAcceptWork(): boolean;
+  verify(job: SignatureJob, priority?: VerifyPriority): Promise<boolean>;
+  /** False while the queue is over its bound for work of this priority: callers should push back (-32002), not queue more. */
+  canAcceptWork(priority?: VerifyPriority): boolean;
   close(): Promise<void>;
 }
 
 /** Verifies on the calling thread: for tests and for machines with one core. */
 export class InlineVerifier implements SignatureVerifier {
-  async verify(job: SignatureJob): Promise<boolean> {
+  async verify(job: SignatureJob, _priority?: VerifyPriority): Promise<boolean> {
     return ed25519Verify(job.publicKey, job.message, job.signature);
   }
-  canAcceptWork(): boolean {
+  canAcceptWork(_priority?: VerifyPriority): boolean {
     return true;
   }
   async close(): Promise<void> {}
@@ -70,21 +77,37 @@ interface Pending {
 }
 
 /**
- * A pool of worker threads. Jobs that arrive in one tick (a JSON-RPC batch) are cut into one
- * message per worker, so the cost of crossing threads is paid per batch, not per signature.
+ * A pool of worker threads. Jobs wait in two queues on the main thread, blocks' ahead of
+ * admissions', and go to the workers in chunks (one message per chunk, so the cost of crossing
+ * threads is paid per batch, not per signature), with at most `maxInFlightPerWorker` jobs in a
+ * worker at a time. Sending everything at once, as this did first, put a proposal's
+ * transactions behind tens of thousands of admissions in the workers' own message queues, and
+ * consensus waited seconds for them.
  */
 export class WorkerVerifier implements SignatureVerifier {
   private readonly workers: Worker[] = [];
   private readonly inFlight = new Map<number, Pending[]>();
   private readonly busy: number[] = [];
-  private queue: Pending[] = [];
+  private readonly urgent: Pending[] = [];
+  private readonly normal: Pending[] = [];
+  /** index of the first job of `normal` not yet sent: the array is compacted when it gets long */
+  private normalHead = 0;
   private nextId = 1;
   private scheduled = false;
   private queued = 0;
 
+  /**
+   * @param maxQueued jobs waiting or in a worker above which admissions are refused
+   * @param maxClientQueued jobs queued above which clients' transactions are refused while
+   *   peers' still queue: a client at full speed must not make this node drop what gossip brings
+   *   (each dropped one is fetched again when it is proposed), and the queue stays short enough
+   *   (about a quarter of a second of two workers) that a proposal's transactions do not wait long
+   */
   constructor(
     readonly threads = Math.max(1, availableParallelism()),
     private readonly maxQueued = 50_000,
+    private readonly maxClientQueued = 4_096,
+    private readonly maxInFlightPerWorker = 512,
   ) {
     for (let i = 0; i < threads; i++) {
       this.workers.push(this.spawn(i));
@@ -103,32 +126,59 @@ export class WorkerVerifier implements SignatureVerifier {
     return w;
   }
 
-  canAcceptWork(): boolean {
-    return this.queued < this.maxQueued;
+  canAcceptWork(priority: VerifyPriority = 'peer'): boolean {
+    if (priority === 'block') return true;
+    return this.queued < (priority === 'client' ? Math.min(this.maxClientQueued, this.maxQueued) : this.maxQueued);
   }
 
-  verify(job: SignatureJob): Promise<boolean> {
+  verify(job: SignatureJob, priority: VerifyPriority = 'peer'): Promise<boolean> {
     return new Promise((resolve) => {
-      this.queue.push({ job, resolve });
+      (priority === 'block' ? this.urgent : this.normal).push({ job, resolve });
       this.queued++;
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.dispatch());
-      }
+      this.schedule();
     });
   }
 
+  /** Jobs that arrive in one tick (a JSON-RPC batch, a gossip batch) go out together. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private waiting(): number {
+    return this.urgent.length + this.normal.length - this.normalHead;
+  }
+
+  private take(n: number): Pending[] {
+    const out = this.urgent.splice(0, n);
+    if (out.length < n) {
+      const end = Math.min(this.normal.length, this.normalHead + n - out.length);
+      for (let i = this.normalHead; i < end; i++) out.push(this.normal[i]!);
+      this.normalHead = end;
+      if (this.normalHead === this.normal.length) {
+        this.normal.length = 0;
+        this.normalHead = 0;
+      } else if (this.normalHead > 4096) {
+        this.normal.splice(0, this.normalHead);
+        this.normalHead = 0;
+      }
+    }
+    return out;
+  }
+
   private dispatch(): void {
-    this.scheduled = false;
-    const jobs = this.queue;
-    this.queue = [];
-    if (jobs.length === 0) return;
-    // Spread the tick's jobs over the workers, least busy first.
+    // Least busy first; each worker gets an even share of what waits, up to its free room.
     const order = this.workers.map((_, i) => i).sort((a, b) => this.busy[a]! - this.busy[b]!);
-    const per = Math.ceil(jobs.length / order.length);
-    for (let k = 0; k < order.length && k * per < jobs.length; k++) {
-      const chunk = jobs.slice(k * per, (k + 1) * per);
+    for (let k = 0; k < order.length; k++) {
       const w = order[k]!;
+      const room = this.maxInFlightPerWorker - this.busy[w]!;
+      const share = Math.ceil(this.waiting() / (order.length - k));
+      const chunk = this.take(Math.min(room, share));
+      if (chunk.length === 0) continue;
       const id = this.nextId++;
       this.inFlight.set(id, chunk);
       this.owner.set(id, w);
@@ -153,6 +203,7 @@ export class WorkerVerifier implements SignatureVerifier {
     if (this.busy[worker] === 0) this.workers[worker]!.unref();
     this.queued -= chunk.length;
     chunk.forEach((p, i) => p.resolve(m.results[i] === 1));
+    if (this.waiting() > 0) this.dispatch();
   }
 
   /**
@@ -170,6 +221,7 @@ export class WorkerVerifier implements SignatureVerifier {
     }
     this.busy[index] = 0;
     this.workers[index] = this.spawn(index);
+    if (this.waiting() > 0) this.schedule();
   }
 
   private readonly owner = new Map<number, number>();
