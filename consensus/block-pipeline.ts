@@ -7,7 +7,7 @@ import type { CommitCertificate, Genesis, Header } from './chain/types.ts';
 import { from0x, to0x } from './crypto/encoding.ts';
 import type { TxPool } from './pool.ts';
 import { ValidatorSchedule, type ScheduleRecord } from './validator-schedule.ts';
-import type { BlockContext, BlockTx, StateMachine, ValidatorUpdate } from '../state/machine.ts';
+import { listWrites, type BlockContext, type BlockTx, type StateMachine, type StateWrites, type ValidatorUpdate } from '../state/machine.ts';
 import type { ChainStore } from '../state/store/chain-store.ts';
 import type { Receipt, StoredBlock } from '../state/store/types.ts';
 
@@ -15,7 +15,7 @@ export interface Proposal {
   block: StoredBlock;
   txs: Uint8Array[];
   receipts: Receipt[];
-  writes: [Uint8Array, Uint8Array | null][];
+  writes: StateWrites;
   validatorUpdates: ValidatorUpdate[];
 }
 
@@ -92,15 +92,16 @@ export class BlockPipeline {
 
   /**
    * Builds the next block from the pool on `parentHash` (the committed tip or a speculative
-   * block): reaps what is not already in flight or committed, executes it on the parent's
-   * state, and fills the header. Null when nothing is pending.
+   * block): reaps what is not already in flight or committed (and, with `addedBy`, was admitted
+   * by then, pool clock), executes it on the parent's state, and fills the header. Null when
+   * nothing is pending.
    */
-  async build(opts: { proposer: number; timestamp: number; maxTxs: number; maxBytes: number; parentHash?: string; view?: number }): Promise<Proposal | null> {
+  async build(opts: { proposer: number; timestamp: number; maxTxs: number; maxBytes: number; parentHash?: string; view?: number; addedBy?: number }): Promise<Proposal | null> {
     const parent = this.parentHeader(opts.parentHash ?? this.tip.hash);
     if (!parent) throw new Error(`build: parent ${opts.parentHash} is neither the tip nor a speculative block`);
     const height = parent.header.number + 1;
     const inFlight = this.speculative.size > 0 ? this.inFlightTxs() : null;
-    const reaped = this.pool.reap(opts.maxTxs + (inFlight?.size ?? 0), opts.maxBytes, height).filter((t) => !inFlight?.has(t.hash)).slice(0, opts.maxTxs);
+    const reaped = this.pool.reap(opts.maxTxs + (inFlight?.size ?? 0), opts.maxBytes, height, opts.addedBy).filter((t) => !inFlight?.has(t.hash)).slice(0, opts.maxTxs);
     if (reaped.length === 0) return null;
     // The pool deduplicates what is pending; the store is the last word on what is committed.
     const committed = await this.store.committedAmong(reaped.map((t) => t.hash));
@@ -251,7 +252,7 @@ export class BlockPipeline {
       this.rewindTo(p.block.hash);
     }
     const schedule = this.schedule.commit(p.block.header.number, p.validatorUpdates);
-    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: p.writes, meta: schedule ? [{ name: SCHEDULE_META, value: schedule }] : undefined });
+    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: listWrites(p.writes), meta: schedule ? [{ name: SCHEDULE_META, value: schedule }] : undefined });
     this.machine.commit(p.block.header.number);
     this.executed.shift();
     this.speculative.delete(p.block.hash);

@@ -131,13 +131,15 @@ export class TxPool {
    * The transactions for the next block, oldest first, without removing them: at most `maxTxs`
    * and `maxBytes`. With `height`, transactions that expire before it are skipped. Reaping stops
    * at the first transaction that does not fit, so that arrival order is kept; one that could
-   * never fit a block is skipped.
+   * never fit a block is skipped. With `addedBy`, only transactions admitted by then (pool clock).
    */
-  reap(maxTxs: number, maxBytes: number, height?: number): PoolEntry[] {
+  reap(maxTxs: number, maxBytes: number, height?: number, addedBy?: number): PoolEntry[] {
     const out: PoolEntry[] = [];
     let bytes = 0;
     if (maxTxs <= 0) return out;
     for (const entry of this.byHash.values()) {
+      // Arrival order: every later entry was added later still.
+      if (addedBy !== undefined && entry.addedAt > addedBy) break;
       if (height !== undefined && entry.expires !== undefined && entry.expires < height) continue;
       if (entry.size > maxBytes) continue;
       if (bytes + entry.size > maxBytes) break;

@@ -167,4 +167,17 @@ test('limits must be positive integers', () => {
   assert.throws(() => new TxPool({ maxTxs: 1, maxBytes: 1, maxPerSender: -1 }), /maxPerSender/);
 });
 
+test('reap with addedBy takes only what was admitted by then, in arrival order', () => {
+  let now = 1000;
+  const pool = new TxPool(limits, () => now);
+  pool.add(entry({ hash: '0x01' }));
+  now = 1010;
+  pool.add(entry({ hash: '0x02' }));
+  now = 1050;
+  pool.add(entry({ hash: '0x03' }));
+  assert.equal(pool.reap(10, 1 << 20, undefined, 1010).map((e) => e.hash), ['0x01', '0x02']);
+  assert.equal(pool.reap(10, 1 << 20, undefined, 999).map((e) => e.hash), []);
+  assert.equal(pool.reap(10, 1 << 20).map((e) => e.hash), ['0x01', '0x02', '0x03']);
+});
+
 test.run();
