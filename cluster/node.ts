@@ -267,7 +267,11 @@ export class GoodnessNode {
   }
 
   private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority): Promise<SubmitResult> {
-    if (await this.store.hasTx(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already committed` };
+    // A client is told -32003 for a transaction already committed. A peer's copy skips that
+    // store lookup: it was checked where it entered, and the store has the last word anyway
+    // when a block is built (committedAmong) or validated (committedReplay), so a committed
+    // one that a faulty peer sends again costs pool room until then, never a second execution.
+    if (from === 'client' && (await this.store.hasTx(hash))) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already committed` };
     const check = this.machine.checkTx(bytes, { height: this.store.latestHeight() + 1, hash });
     if (!check.ok) {
       if (check.code === Code.NONCE_USED) return { ok: false, error: 'duplicate', log: check.log };
