@@ -13,7 +13,7 @@ import { TxGossip, encodeTxBatch } from '../p2p/tx-gossip.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { blsPublicKeyOf } from '../consensus/crypto/bls.ts';
 import { sha256, to0x } from '../consensus/crypto/encoding.ts';
-import { InlineVerifier, WorkerVerifier, type SignatureVerifier, type VerifyPriority } from '../consensus/crypto/verifier.ts';
+import { InlineVerifier, WorkerVerifier, type SignatureJob, type SignatureVerifier, type VerifyPriority } from '../consensus/crypto/verifier.ts';
 import type { NodeApi, SubmitResult } from '../rpc/node-api.ts';
 import { startRpcServer } from '../rpc/server.ts';
 import { Code } from '../state/codes.ts';
@@ -125,7 +125,7 @@ export class GoodnessNode {
       // address) exactly the ones that sign a height from the next on.
       onValidatorsChanged: (validators) => this.p2p.setValidators(validators.map((v) => this.validatorPeer(v))),
       follow: this.follow ?? undefined,
-      admission: (hash) => this.admitting.get(hash),
+      admission: (hash) => this.expediteAdmission(hash),
       checkBlockTxs: (txs) => this.checkBlockTxs(txs),
     });
     await this.p2p.start();
@@ -263,7 +263,22 @@ export class GoodnessNode {
       return await admission;
     } finally {
       this.admitting.delete(hash);
+      this.admissionSignatures.delete(hash);
     }
+  }
+
+  /** signatures of admissions under way, by transaction hash, while they wait for a worker */
+  private readonly admissionSignatures = new Map<string, SignatureJob>();
+
+  /**
+   * A proposal needs this transaction and its admission is under way: its signature check moves
+   * ahead of the other admissions (it is done once), and the engine waits for the admission.
+   */
+  private expediteAdmission(hash: string): Promise<SubmitResult> | undefined {
+    const admission = this.admitting.get(hash);
+    const signature = this.admissionSignatures.get(hash);
+    if (admission && signature) void this.verifier.verify(signature, 'block');
+    return admission;
   }
 
   /**
@@ -292,6 +307,7 @@ export class GoodnessNode {
     }
     if (check.signature) {
       if (!this.verifier.canAcceptWork(from)) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
+      this.admissionSignatures.set(hash, check.signature);
       if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });

@@ -39,7 +39,7 @@ export interface PbftEngineOptions {
   onValidatorsChanged?(validators: ValidatorRegistration[]): void;
   /** where a node with no validator connected fetches certified blocks (other nodes' JSON-RPC: cluster/rpc-follow.ts) */
   follow?: BlockSource;
-  /** the node's admission of this transaction, while one is under way (gossip got it first) */
+  /** the node's admission of this transaction, while one is under way (gossip got it first); asking hurries it */
   admission?(hash: string): Promise<unknown> | undefined;
   /**
    * Checks and verifies, off the main thread where it can, the transactions of a block that

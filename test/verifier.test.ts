@@ -69,6 +69,23 @@ test('a block\'s signature goes ahead of the admissions queued before it', async
   }
 });
 
+test('an admission a block needs moves ahead, and both callers get its verdict', async () => {
+  const { jobs: js, expected } = jobs(2000);
+  const workers = new WorkerVerifier(1, 50_000, 4_096, 16);
+  try {
+    const order: string[] = [];
+    const admissions = js.map((j, i) => workers.verify(j, 'peer').then((ok) => (order.push(`peer ${i}`), ok)));
+    // The block needs admission 1990 (a bad signature) and 1995 (a good one), queued near the end.
+    const promoted = [1990, 1995].map((i) => workers.verify(js[i]!, 'block').then((ok) => (order.push(`block ${i}`), ok)));
+    assert.equal(await Promise.all(promoted), [expected[1990], expected[1995]]);
+    assert.equal(await Promise.all(admissions), expected, 'every admission still gets its own verdict');
+    assert.ok(order.indexOf('peer 1995') < 100, `the promoted admission finished at ${order.indexOf('peer 1995')}`);
+    assert.is(order.length, 2002);
+  } finally {
+    await workers.close();
+  }
+});
+
 test('clients are refused first: past their share, peers\' transactions still queue, blocks\' always', async () => {
   const { jobs: js } = jobs(60);
   const workers = new WorkerVerifier(1, 50, 10);

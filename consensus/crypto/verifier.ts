@@ -74,6 +74,8 @@ parentPort.on('message', ({ id, publicKeys, messages, signatures }) => {
 interface Pending {
   job: SignatureJob;
   resolve: (ok: boolean) => void;
+  /** taken for a worker already (a promoted job sits in both queues until one takes it) */
+  taken?: boolean;
 }
 
 /**
@@ -132,12 +134,35 @@ export class WorkerVerifier implements SignatureVerifier {
   }
 
   verify(job: SignatureJob, priority: VerifyPriority = 'peer'): Promise<boolean> {
+    if (priority === 'block') {
+      // The same signature already waiting as an admission: it moves ahead, checked once.
+      const queued = this.waitingBySignature.get(job.signature);
+      if (queued && !queued.taken && queued.job.publicKey === job.publicKey && Buffer.from(queued.job.message).equals(job.message)) {
+        this.urgent.push(queued);
+        this.schedule();
+        return new Promise((resolve) => {
+          const first = queued.resolve;
+          queued.resolve = (ok) => {
+            first(ok);
+            resolve(ok);
+          };
+        });
+      }
+    }
     return new Promise((resolve) => {
-      (priority === 'block' ? this.urgent : this.normal).push({ job, resolve });
+      const pending: Pending = { job, resolve };
+      if (priority === 'block') this.urgent.push(pending);
+      else {
+        this.normal.push(pending);
+        this.waitingBySignature.set(job.signature, pending);
+      }
       this.queued++;
       this.schedule();
     });
   }
+
+  /** admissions still on the main thread, by signature, for a block that needs one of them now */
+  private readonly waitingBySignature = new Map<string, Pending>();
 
   /** Jobs that arrive in one tick (a JSON-RPC batch, a gossip batch) go out together. */
   private schedule(): void {
@@ -154,10 +179,24 @@ export class WorkerVerifier implements SignatureVerifier {
   }
 
   private take(n: number): Pending[] {
-    const out = this.urgent.splice(0, n);
+    const out: Pending[] = [];
+    while (out.length < n && this.urgent.length > 0) {
+      const p = this.urgent.shift()!;
+      if (p.taken) continue;
+      p.taken = true;
+      this.waitingBySignature.delete(p.job.signature);
+      out.push(p);
+    }
     if (out.length < n) {
-      const end = Math.min(this.normal.length, this.normalHead + n - out.length);
-      for (let i = this.normalHead; i < end; i++) out.push(this.normal[i]!);
+      let i = this.normalHead;
+      for (; i < this.normal.length && out.length < n; i++) {
+        const p = this.normal[i]!;
+        if (p.taken) continue;
+        p.taken = true;
+        this.waitingBySignature.delete(p.job.signature);
+        out.push(p);
+      }
+      const end = i;
       this.normalHead = end;
       if (this.normalHead === this.normal.length) {
         this.normal.length = 0;
