@@ -61,7 +61,7 @@ export function measureBlsAggregate(seconds = 1, signers = 3): number {
 
 export async function measureRocksdb(batches = 200, perBatch = 1000): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'goodness-bench-rocks-'));
-  const store = await RocksKvStore.open(dir);
+  const store = await RocksKvStore.open(dir, { offThread: false });
   const value = new Uint8Array(100).fill(7);
   try {
     const started = performance.now();

@@ -1,6 +1,7 @@
 // The bytes-only store (DESIGN.md `KvStore`): RocksDB in production. Everything typed sits
 // above it in repositories; nothing above this file knows which database is underneath.
 import { RocksLevel } from '@nxtedition/rocksdb';
+import { BatchWriter } from './batch-writer.ts';
 
 export type KvOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
@@ -32,15 +33,25 @@ const BUFFERS = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
  * survive power loss.
  */
 export class RocksKvStore implements KvStore {
+  /** large batches go to a worker thread (batch-writer.ts); writes still land in call order */
+  private readonly writer: BatchWriter | null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private writesInFlight = 0;
+
   private constructor(
     private readonly db: RocksLevel,
     private readonly sync: boolean,
-  ) {}
+    offThread: boolean,
+  ) {
+    // `handle` is missing from the binding's type declarations.
+    this.writer = offThread ? new BatchWriter((db as unknown as { handle: bigint }).handle) : null;
+  }
 
-  static async open(path: string, opts: { sync?: boolean } = {}): Promise<RocksKvStore> {
+  /** `offThread: false` writes every batch on the calling thread (tools that only read or copy). */
+  static async open(path: string, opts: { sync?: boolean; offThread?: boolean } = {}): Promise<RocksKvStore> {
     const db = new RocksLevel(path, BUFFERS);
     await db.open({ createIfMissing: true });
-    return new RocksKvStore(db, opts.sync ?? false);
+    return new RocksKvStore(db, opts.sync ?? false, opts.offThread ?? true);
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -57,7 +68,19 @@ export class RocksKvStore implements KvStore {
 
   async write(ops: KvOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.db.batch(ops, { ...BUFFERS, sync: this.sync });
+    const offThread = this.writer !== null && isLarge(ops);
+    // Nothing queued: a small batch is written at once, on this thread, as it always was.
+    if (!offThread && this.writesInFlight === 0) return this.db.batch(ops, { ...BUFFERS, sync: this.sync });
+    const run = () => (offThread ? this.writer!.write(ops, this.sync) : this.db.batch(ops, { ...BUFFERS, sync: this.sync }));
+    // One queue, so that batches land in the order they were written.
+    const done = this.tail.then(run, run);
+    this.tail = done.catch(() => undefined);
+    this.writesInFlight++;
+    try {
+      await done;
+    } finally {
+      this.writesInFlight--;
+    }
   }
 
   async *range(gte: Uint8Array, lt: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
@@ -89,8 +112,24 @@ export class RocksKvStore implements KvStore {
   }
 
   async close(): Promise<void> {
+    await this.tail;
+    await this.writer?.close();
     await this.db.close();
   }
+}
+
+/** Batches worth the trip to the writer thread: a block's commit, its kept transactions. */
+const LARGE_OPS = 256;
+const LARGE_BYTES = 256 * 1024;
+
+function isLarge(ops: KvOp[]): boolean {
+  if (ops.length >= LARGE_OPS) return true;
+  let bytes = 0;
+  for (const op of ops) {
+    bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
+    if (bytes >= LARGE_BYTES) return true;
+  }
+  return false;
 }
 
 /** The part of an abstract-level iterator that scanSnapshot uses (rocksdb.d.ts leaves it out). */
