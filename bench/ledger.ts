@@ -13,7 +13,7 @@
 // the garbage it makes included.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { BlockTx } from '../state/machine.ts';
+import { listWrites, type BlockTx } from '../state/machine.ts';
 import { DAY_MS } from '../state/goodness/records.ts';
 import { castApp, evidence, newCast, newSigner, signTx, World, type TxSpec } from '../state/goodness/testing.ts';
 
@@ -79,6 +79,8 @@ async function execute(w: World, blocks: BlockTx[][], label: string): Promise<nu
     const started = performance.now();
     const cpu = process.cpuUsage();
     const result = w.ledger.executeBlock({ height: h, timestamp: w.time, proposer: 0 }, block);
+    // The writes as the chain store takes them (the engine lists them when it commits the block).
+    if (listWrites(result.writes).length === 0) throw new Error(`${label}: block ${h} wrote nothing`);
     w.ledger.commit(h);
     const used = process.cpuUsage(cpu);
     ms += performance.now() - started;

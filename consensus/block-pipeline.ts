@@ -7,7 +7,7 @@ import type { CommitCertificate, Genesis, Header } from './chain/types.ts';
 import { from0x, to0x } from './crypto/encoding.ts';
 import type { TxPool } from './pool.ts';
 import { ValidatorSchedule, type ScheduleRecord } from './validator-schedule.ts';
-import type { BlockContext, BlockTx, StateMachine, ValidatorUpdate } from '../state/machine.ts';
+import { listWrites, type BlockContext, type BlockTx, type StateMachine, type StateWrites, type ValidatorUpdate } from '../state/machine.ts';
 import type { ChainStore } from '../state/store/chain-store.ts';
 import type { Receipt, StoredBlock } from '../state/store/types.ts';
 
@@ -15,7 +15,7 @@ export interface Proposal {
   block: StoredBlock;
   txs: Uint8Array[];
   receipts: Receipt[];
-  writes: [Uint8Array, Uint8Array | null][];
+  writes: StateWrites;
   validatorUpdates: ValidatorUpdate[];
 }
 
@@ -252,7 +252,7 @@ export class BlockPipeline {
       this.rewindTo(p.block.hash);
     }
     const schedule = this.schedule.commit(p.block.header.number, p.validatorUpdates);
-    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: p.writes, meta: schedule ? [{ name: SCHEDULE_META, value: schedule }] : undefined });
+    await this.store.commitBlock({ block: p.block, certificate, txs: p.txs, receipts: p.receipts, stateWrites: listWrites(p.writes), meta: schedule ? [{ name: SCHEDULE_META, value: schedule }] : undefined });
     this.machine.commit(p.block.header.number);
     this.executed.shift();
     this.speculative.delete(p.block.hash);

@@ -124,7 +124,51 @@ export function encodeChanges(previous: string, keys: readonly string[], texts: 
   for (let i = 0; i < keys.length; i++) chars += keys[i]!.length + texts[i]!.length + 6;
   const encoder = new ChangesEncoder(keys.length, chars);
   for (let i = 0; i < keys.length; i++) encoder.add(keys[i]!, texts[i]!);
-  return encoder.finish(previous);
+  const { appHash, bytes, list } = encoder.finish(previous);
+  const keyBytes = new Array<Uint8Array>(list.count);
+  const valueBytes = new Array<Uint8Array>(list.count);
+  for (let i = 0; i < list.count; i++) {
+    keyBytes[i] = list.key(i);
+    valueBytes[i] = list.value(i);
+  }
+  return { appHash, bytes, keyBytes, valueBytes };
+}
+
+/**
+ * A block's change list as encoded for its app hash: the one buffer that was hashed, and where
+ * each key and value lies in it. Keys and values are views made when asked for, so that a block
+ * waiting for its commit holds these few objects instead of two views per change (held for that
+ * long, the views outlive young-generation collections and are copied by each).
+ */
+export class EncodedChangeList {
+  constructor(
+    /** the buffers the list lies in (the encoded list is at the start of `bytes`) */
+    readonly space: EncodingSpace,
+    readonly count: number,
+    private readonly ownKeys: Map<number, Uint8Array> | null,
+  ) {}
+
+  // Plain Uint8Array views: cheaper to make than Buffer slices, and all a write needs.
+
+  /** UTF-8 of the i-th key: a view into the buffer, or its own bytes when JSON escapes it. */
+  key(i: number): Uint8Array {
+    const { bytes, offsets } = this.space;
+    const end = offsets[4 * i + 1]!;
+    return end >= 0 ? new Uint8Array(bytes.buffer, bytes.byteOffset + offsets[4 * i]!, end - offsets[4 * i]!) : this.ownKeys!.get(i)!;
+  }
+
+  /** UTF-8 of the i-th value's JCS text: a view into the buffer. */
+  value(i: number): Uint8Array {
+    const { bytes, offsets } = this.space;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset + offsets[4 * i + 2]!, offsets[4 * i + 3]! - offsets[4 * i + 2]!);
+  }
+}
+
+/** Where a ChangesEncoder writes: the encoded list, and per change the offsets of its key and value in it. */
+export interface EncodingSpace {
+  bytes: Buffer;
+  /** per change: key start, key end (-1: the key is escaped, its bytes kept apart), value start, value end */
+  offsets: Int32Array;
 }
 
 /**
@@ -145,10 +189,15 @@ export class ChangesEncoder {
   /** keys whose JSON form needs escapes: their UTF-8 is not a slice of the buffer */
   private ownKeys: Map<number, Uint8Array> | null = null;
 
-  /** `expected` changes of about `bytes` bytes in all: a hint, the buffer grows past it. */
-  constructor(expected: number, bytes: number) {
-    this.out = Buffer.allocUnsafe(Math.max(256, bytes + 2));
-    this.at = new Int32Array(4 * Math.max(1, expected));
+  /**
+   * `expected` changes of about `bytes` bytes in all: a hint, the buffers grow past it. `space`
+   * (the space of a list no longer needed) is written over when it is large enough: a machine
+   * that reuses the space of committed blocks makes no new buffer per block, and so no
+   * external memory that only a full collection would give back.
+   */
+  constructor(expected: number, bytes: number, space?: EncodingSpace) {
+    this.out = space !== undefined && space.bytes.length >= bytes + 2 ? space.bytes : Buffer.allocUnsafe(Math.max(256, bytes + 2));
+    this.at = space !== undefined && space.offsets.length >= 4 * expected ? space.offsets : new Int32Array(4 * Math.max(1, expected));
     this.out[this.pos++] = 0x5b; // [
   }
 
@@ -196,27 +245,13 @@ export class ChangesEncoder {
     this.pos = pos;
   }
 
-  finish(previous: string): EncodedChanges {
+  finish(previous: string): { appHash: string; bytes: number; list: EncodedChangeList } {
     const prev = from0x(previous, 32);
     if (!prev) throw new TypeError(`app hash ${previous} is not 32 bytes of 0x hex`);
     this.room(1);
     this.out[this.pos++] = 0x5d; // ]
-    const n = this.count;
-    // Views keep the whole buffer alive until the block's writes are stored: not twice its size.
     const used = this.pos;
-    const out = this.out.length > 2 * used ? Buffer.from(this.out.subarray(0, used)) : this.out;
-    const all = out.subarray(0, used);
-    const buffer = out.buffer;
-    const base = out.byteOffset;
-    const at = this.at;
-    const keyBytes = new Array<Uint8Array>(n);
-    const valueBytes = new Array<Uint8Array>(n);
-    for (let i = 0; i < n; i++) {
-      const keyEnd = at[4 * i + 1]!;
-      // Plain Uint8Array views: cheaper to make than Buffer slices, and all a write needs.
-      keyBytes[i] = keyEnd >= 0 ? new Uint8Array(buffer, base + at[4 * i]!, keyEnd - at[4 * i]!) : this.ownKeys!.get(i)!;
-      valueBytes[i] = new Uint8Array(buffer, base + at[4 * i + 2]!, at[4 * i + 3]! - at[4 * i + 2]!);
-    }
-    return { appHash: to0x(sha256(APP_HASH_DOMAIN, prev, hash('sha256', all, 'buffer'))), bytes: used, keyBytes, valueBytes };
+    const appHash = to0x(sha256(APP_HASH_DOMAIN, prev, hash('sha256', this.out.subarray(0, used), 'buffer')));
+    return { appHash, bytes: used, list: new EncodedChangeList({ bytes: this.out, offsets: this.at }, this.count, this.ownKeys) };
   }
 }

@@ -91,7 +91,7 @@ export class KvMachine implements StateMachine {
     return { ok: true, hash: ctx?.hash ?? txHash(bytes), checked: put };
   }
 
-  executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult {
+  executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult & { writes: StateWrite[] } {
     const previousAppHash = this.prepareHeight(ctx.height);
     const changes = new Map<string, string>();
     const receipts: ReceiptCore[] = new Array(txs.length);

@@ -14,6 +14,20 @@ export interface StateReader {
 /** A state write for the block's atomic batch: value null deletes the key. */
 export type StateWrite = [key: Uint8Array, value: Uint8Array | null];
 
+/**
+ * A block's state writes: the list, or a compact form that makes the list when asked. A block's
+ * writes wait for its commit certificate; a machine that already holds them encoded in one
+ * buffer hands that over, rather than two views per write that would live as long. List them
+ * before the block is committed (commit(height)): once it is, a machine may reuse the memory of
+ * writes already listed for later blocks (the goodness ledger then refuses to list them again).
+ */
+export type StateWrites = StateWrite[] | { toArray(): StateWrite[] };
+
+/** The list of a block's writes, whichever form the machine gave them in. */
+export function listWrites(writes: StateWrites): StateWrite[] {
+  return Array.isArray(writes) ? writes : writes.toArray();
+}
+
 export interface MachineInfo {
   /** height of the last block whose state is committed (0 after genesis) */
   height: number;
@@ -72,8 +86,8 @@ export interface ExecutionResult {
   receipts: ReceiptCore[];
   appHash: string;
   validatorUpdates: ValidatorUpdate[];
-  /** the block's state changes, written in the same atomic batch as the block */
-  writes: StateWrite[];
+  /** the block's state changes, written in the same atomic batch as the block (listWrites lists them) */
+  writes: StateWrites;
 }
 
 export interface QueryAnswer {

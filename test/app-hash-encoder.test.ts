@@ -2,7 +2,8 @@
 // block's change list straight into one buffer; it must give exactly the app hash and bytes of
 // the reference definition (nextAppHash over changesJcs) for any keys and values: keys JSON must
 // escape (quotes, backslashes, control characters), non-ASCII, long keys, and lists far larger
-// than the encoder's first size hint. A property test (fast-check) over random lists.
+// than the encoder's first size hint, and lists written over the buffers of earlier ones. A
+// property test (fast-check) over random lists.
 import * as fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -37,6 +38,28 @@ test('a size hint far too small only makes the buffer grow', () => {
   const encoder = new ChangesEncoder(1, 1);
   for (const [k, v] of sorted) encoder.add(k, v);
   assert.is(encoder.finish(PREVIOUS).appHash, nextAppHash(PREVIOUS, sorted));
+});
+
+test('a list encoded into the space of an earlier one (longer or shorter) is the reference list', () => {
+  // The ledger encodes each block into the buffers of a committed one: what the earlier list
+  // left there must not show through, whichever of the two is larger.
+  fc.assert(
+    fc.property(fc.array(fc.tuple(keyArb, valueArb), { maxLength: 60 }), fc.array(fc.tuple(keyArb, valueArb), { maxLength: 60 }), (first, second) => {
+      const before = reference(first).sorted;
+      const earlier = new ChangesEncoder(before.length, 16);
+      for (const [k, v] of before) earlier.add(k, v);
+      const { list: used } = earlier.finish(PREVIOUS);
+      const { appHash, sorted } = reference(second);
+      const encoder = new ChangesEncoder(sorted.length, 16, used.space);
+      for (const [k, v] of sorted) encoder.add(k, v);
+      const { appHash: got, list, bytes } = encoder.finish(PREVIOUS);
+      assert.is(got, appHash);
+      assert.is(bytes, utf8(changesJcs(sorted)).length);
+      assert.equal(Array.from({ length: list.count }, (_, i) => fromUtf8(list.key(i))), sorted.map(([k]) => k));
+      assert.equal(Array.from({ length: list.count }, (_, i) => fromUtf8(list.value(i))), sorted.map(([, v]) => v));
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test.run();

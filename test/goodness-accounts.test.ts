@@ -13,7 +13,7 @@ import { Ed25519Signer, ed25519Keygen, ed25519Verify } from '../consensus/crypto
 import { Code } from '../state/codes.ts';
 import { GenesisError } from '../state/goodness/genesis.ts';
 import { GoodnessLedger } from '../state/goodness/ledger.ts';
-import { QueryError, type BlockTx, type StateReader } from '../state/machine.ts';
+import { listWrites, QueryError, type BlockTx, type StateReader } from '../state/machine.ts';
 import { buildTx, type TxFields } from '../state/tx.ts';
 import { applyWrites, emptyReader, openRocks, readerOf, type RocksKvStore } from './fixtures/state-store.ts';
 
@@ -171,7 +171,7 @@ test('account.open: admitted once, executed, visible after commit; the app hash 
   ];
   const expected = sha256('goodness/app/v1', Buffer.from(g.appHash.slice(2), 'hex'), sha256(canonicalize(changes)));
   assert.is(r.appHash, '0x' + expected.toString('hex'));
-  const writes = new Map(r.writes.map(([k, v]) => [Buffer.from(k).toString(), v && Buffer.from(v).toString()]));
+  const writes = new Map(listWrites(r.writes).map(([k, v]) => [Buffer.from(k).toString(), v && Buffer.from(v).toString()]));
   assert.equal(JSON.parse(writes.get(`a/${alice.publicKey}`)!), account);
   assert.equal(JSON.parse(writes.get('_meta')!), { height: 1, appHash: r.appHash });
 
@@ -211,7 +211,7 @@ test('a refused transaction changes nothing but its receipt: not even its nonce'
   const r = l.executeBlock(ctx(1), [refused]);
   assert.equal([r.receipts[0]!.status, r.receipts[0]!.code], ['rejected', Code.BAD_BODY]);
   // Only the meta record is written, and the app hash is that of an empty change list.
-  assert.equal(r.writes.map(([k]) => Buffer.from(k).toString()), ['_meta']);
+  assert.equal(listWrites(r.writes).map(([k]) => Buffer.from(k).toString()), ['_meta']);
   assert.is(r.appHash, '0x' + sha256('goodness/app/v1', Buffer.from(before.slice(2), 'hex'), sha256('[]')).toString('hex'));
   l.commit(1);
   // The same nonce is still free.
@@ -229,9 +229,9 @@ test('replay: (from, nonce) is accepted once while unexpired; the record persist
   assert.equal([r2.receipts[0]!.status, r2.receipts[0]!.code], ['rejected', Code.NONCE_USED]);
   // Block 3 is the last that could include a transaction expiring at 3; block 4 prunes its record.
   const r3 = runBlock(l, 3, []);
-  assert.ok(!r3.writes.some(([k]) => Buffer.from(k).toString().startsWith('n/')));
+  assert.ok(!listWrites(r3.writes).some(([k]) => Buffer.from(k).toString().startsWith('n/')));
   const r4 = runBlock(l, 4, []);
-  const pruned = r4.writes.filter(([k]) => Buffer.from(k).toString() === `n/once/${alice.publicKey}`);
+  const pruned = listWrites(r4.writes).filter(([k]) => Buffer.from(k).toString() === `n/once/${alice.publicKey}`);
   assert.equal(pruned.map(([, v]) => v), [null]);
   // Now the nonce is free again: admission passes and execution refuses for the account's own reason.
   const again = tx(alice, { nonce: 'once', expires: 10 });
@@ -373,7 +373,7 @@ test('restart: writes persisted in RocksDB give back the same state, replay reco
     const blocks = [[tx(alice, { nonce: 'p', expires: 3 })], [tx(bob, { nonce: 'q', expires: 50 })], []];
     for (let h = 1; h <= blocks.length; h++) {
       const r = l.executeBlock(ctx(h), blocks[h - 1]!);
-      await applyWrites(db, r.writes);
+      await applyWrites(db, listWrites(r.writes));
       l.commit(h);
     }
     await db.close();
@@ -390,7 +390,7 @@ test('restart: writes persisted in RocksDB give back the same state, replay reco
     const ra = reopened.executeBlock(ctx(4), next);
     const rb = l.executeBlock(ctx(4), next);
     assert.is(ra.appHash, rb.appHash);
-    assert.ok(ra.writes.some(([k, v]) => Buffer.from(k).toString() === `n/p/${alice.publicKey}` && v === null));
+    assert.ok(listWrites(ra.writes).some(([k, v]) => Buffer.from(k).toString() === `n/p/${alice.publicKey}` && v === null));
   } finally {
     await db?.close();
     rmSync(dir, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { utf8 } from '../consensus/crypto/encoding.ts';
 import { GoodnessLedger } from '../state/goodness/ledger.ts';
 import { DAY_MS } from '../state/goodness/records.ts';
 import { castApp, emptyReader, evidence, genesisOf, newCast, newSigner, World, type BlockRun, type TxSpec } from '../state/goodness/testing.ts';
-import type { BlockTx } from '../state/machine.ts';
+import { listWrites, type BlockTx } from '../state/machine.ts';
 import { RocksKvStore } from '../state/store/kv-store.ts';
 import { applyWrites, readerOf } from './fixtures/state-store.ts';
 
@@ -116,7 +116,7 @@ test('the same blocks on two fresh ledgers, one admitting and one not: equal rec
     other.commit(run.context.height);
     assert.equal(r.receipts, run.result.receipts, `receipts at height ${run.context.height}`);
     assert.is(r.appHash, run.result.appHash, `app hash at height ${run.context.height}`);
-    assert.equal(r.writes, run.result.writes, `writes at height ${run.context.height}`);
+    assert.equal(listWrites(r.writes), listWrites(run.result.writes), `writes at height ${run.context.height}`);
   }
   for (const path of ['audit/scheme/green', 'audit/scheme/walk', 'pool/city', 'offer/ticket', `account/${users[3]!.publicKey}`]) {
     assert.equal(other.query(path, null), w.ledger.query(path, null), path);
@@ -144,7 +144,7 @@ test('a ledger restarted from RocksDB mid-way continues with the same app hashes
         assert.is(before.appHash, runs[i - 1]!.result.appHash);
       }
       const r = ledger.executeBlock(run.context, blockOnly(run.txs));
-      await applyWrites(store, r.writes);
+      await applyWrites(store, listWrites(r.writes));
       ledger.commit(run.context.height);
       assert.equal(r.receipts, run.result.receipts, `receipts at height ${run.context.height}`);
       assert.is(r.appHash, run.result.appHash, `app hash at height ${run.context.height}`);
@@ -161,6 +161,44 @@ test('a ledger restarted from RocksDB mid-way continues with the same app hashes
     await store?.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('writes listed before each commit, blocks executed ahead of their commits and again: reused buffers leave every write intact', async () => {
+  // A ledger whose writes are listed before their block is committed (as the engine does)
+  // encodes later blocks into the buffers of committed ones. Here it runs two blocks ahead of
+  // its commits and executes every fifth block twice (a replaced proposal): each block's writes
+  // must be those of the ledger that never reuses (World's, listed after commit), and listing
+  // them again once their block is committed is refused rather than read from a reused buffer.
+  const w = await World.open(app);
+  const runs = scenario(w);
+  const expected = runs.map((run) => listWrites(run.result.writes));
+  const ledger = new GoodnessLedger();
+  await ledger.open(emptyReader, genesisOf(app));
+  const listed: ReturnType<typeof listWrites>[] = [];
+  const results: ReturnType<GoodnessLedger['executeBlock']>[] = [];
+  let reexecuted = 0;
+  const commit = (i: number) => {
+    // Still intact though later blocks were encoded since (two ahead, into reused buffers).
+    assert.equal(listed[i], expected[i], `writes at height ${runs[i]!.context.height}, before its commit`);
+    ledger.commit(runs[i]!.context.height);
+  };
+  for (const [i, run] of runs.entries()) {
+    if (i >= 2) commit(i - 2);
+    if (i % 5 === 4) {
+      const replaced = ledger.executeBlock(run.context, blockOnly(run.txs));
+      assert.equal(listWrites(replaced.writes), expected[i]);
+      reexecuted++;
+    }
+    const r = ledger.executeBlock(run.context, blockOnly(run.txs));
+    assert.is(r.appHash, run.result.appHash, `app hash at height ${run.context.height}`);
+    listed[i] = listWrites(r.writes);
+    results[i] = r;
+    assert.equal(listed[i], expected[i], `writes at height ${run.context.height}`);
+  }
+  commit(runs.length - 2);
+  commit(runs.length - 1);
+  assert.ok(reexecuted > 5);
+  assert.throws(() => listWrites(results[0]!.writes), /listed after it was committed/);
 });
 
 test.run();

@@ -11,6 +11,7 @@ import { Code } from '../state/codes.ts';
 import { DAY_MS } from '../state/goodness/records.ts';
 import { castApp, evidence, newCast, newSigner, World, type Cast, type TxSpec } from '../state/goodness/testing.ts';
 import type { Ed25519Signer } from '../consensus/crypto/ed25519.ts';
+import { listWrites } from '../state/machine.ts';
 
 const SCHEME = {
   scheme: 'green',
@@ -38,7 +39,7 @@ function refusedAlone(w: World, spec: TxSpec, code: number, log?: RegExp): void 
   assert.is(r.code, code, `${spec.type}: expected code ${code}, got ${r.code} (${r.log})`);
   if (log) assert.match(r.log, log);
   assert.equal(r.events, []);
-  assert.equal(run.result.writes.map(([k]) => Buffer.from(k).toString()), ['_meta'], `${spec.type} refused with ${code} wrote state`);
+  assert.equal(listWrites(run.result.writes).map(([k]) => Buffer.from(k).toString()), ['_meta'], `${spec.type} refused with ${code} wrote state`);
   assert.is.not(w.ledger.info().appHash, before);
 }
 

@@ -7,7 +7,7 @@
 // sorted by key, so neither Map order nor the order a block touched its keys can matter.
 import type { Genesis, ReceiptCore } from '../../consensus/chain/types.ts';
 import { fromUtf8, jcs, utf8 } from '../../consensus/crypto/encoding.ts';
-import { ChangesEncoder, genesisAppHash } from '../app-hash.ts';
+import { ChangesEncoder, genesisAppHash, type EncodingSpace } from '../app-hash.ts';
 import { Code } from '../codes.ts';
 import type {
   BlockContext,
@@ -19,7 +19,6 @@ import type {
   QueryAnswer,
   StateMachine,
   StateReader,
-  StateWrite,
   ValidatorUpdate,
 } from '../machine.ts';
 import { checkExpiry, decodeTx, signatureJobOf, type DecodedTx, type TxFields } from '../tx.ts';
@@ -32,6 +31,7 @@ import { ACCOUNT_PREFIX, accountKey, DEED_PREFIX, META_KEY, NONCE_PREFIX, nonceK
 import { ReplayIndex } from './replay.ts';
 import { LedgerState, TxScope, type BlockChanges, type StateView } from './state.ts';
 import { HANDLERS } from './tx-types.ts';
+import { Deleted, LedgerWrites } from './writes.ts';
 
 type Refusal = { ok: false; code: number; log: string };
 type Parsed = { ok: true; handler: TxHandler; body: unknown };
@@ -42,11 +42,20 @@ interface AdmittedTx {
   decoded: DecodedTx;
   handler: TxHandler;
   body: unknown;
+  /**
+   * nonceKey(from, nonce), as admission made it: admission looked it up, so the string already
+   * holds its hash (and is flat), and execution does not build and hash a second one.
+   */
+  replayKey: string;
 }
 
 /** A stored JSON null marks a genesis-derived key as deleted (genesis state is not stored). */
 const TOMBSTONE = utf8('null');
 const EMPTY_PREFIX = new Uint8Array(0);
+/** Spare buffers kept for blocks to come: one per block the engine may execute ahead of its commits. */
+const MAX_SPARE_SPACES = 2;
+/** A buffer larger than this (an exceptional block) is left to the collector rather than kept. */
+const MAX_SPARE_BYTES = 64 * 1024 * 1024;
 
 function refuse(code: number, log: string): Refusal {
   return { ok: false, code, log };
@@ -60,6 +69,10 @@ export class GoodnessLedger implements StateMachine {
   private readonly expiry = new LotExpiryIndex();
   /** block time of each executed, not yet committed block */
   private readonly pendingTimes = new Map<number, number>();
+  /** the writes of each executed, not yet committed block: their buffers are reused once it is committed */
+  private readonly pendingWrites = new Map<number, LedgerWrites>();
+  /** buffers of committed blocks, for the next blocks to encode their changes into */
+  private readonly spareSpace: EncodingSpace[] = [];
   private genesisKeys = new Set<string>();
   private readonly committedView: StateView = { get: (key) => this.state.getCommitted(key) };
   /**
@@ -110,6 +123,7 @@ export class GoodnessLedger implements StateMachine {
     for (const [key, expires] of this.state.committedEntries(NONCE_PREFIX)) this.replay.add(expires as number, key);
     this.expiry.clear();
     this.pendingTimes.clear();
+    this.pendingWrites.clear();
     this.deedsByUser.clear();
     this.unindexed = [];
     for (const [key, deed] of this.state.committedEntries(DEED_PREFIX)) this.noteDeed(key, deed);
@@ -136,15 +150,18 @@ export class GoodnessLedger implements StateMachine {
     if (expiry) return refuse(expiry.code, expiry.log);
     const parsed = parse(tx);
     if (!parsed.ok) return parsed;
-    const screened = this.screen(tx, parsed.handler, this.committedView, ctx.height, nonceKey(tx.from, tx.nonce));
+    const replayKey = nonceKey(tx.from, tx.nonce);
+    const screened = this.screen(tx, parsed.handler, this.committedView, ctx.height, replayKey);
     if (!screened.ok) return screened;
-    const checked: AdmittedTx = { decoded: decoded.tx, handler: parsed.handler, body: parsed.body };
+    const checked: AdmittedTx = { decoded: decoded.tx, handler: parsed.handler, body: parsed.body, replayKey };
     return { ok: true, hash: decoded.tx.hash, sender: tx.from, nonce: tx.nonce, expires: tx.expires, checked, signature: signatureJobOf(bytes, decoded.tx) };
   }
 
   executeBlock(ctx: BlockContext, txs: BlockTx[]): ExecutionResult {
     const block = this.state.beginBlock(ctx.height);
     for (const h of [...this.pendingTimes.keys()]) if (h >= ctx.height) this.pendingTimes.delete(h);
+    // Writes of replaced blocks stay with whoever holds them: their buffers are not reused.
+    for (const h of [...this.pendingWrites.keys()]) if (h >= ctx.height) this.pendingWrites.delete(h);
     this.replay.prune(block);
     // Lots past their expiry stop counting before anything in the block can use them.
     expireDueLots(this.expiry, block, ctx.timestamp);
@@ -155,21 +172,22 @@ export class GoodnessLedger implements StateMachine {
     const { keys, values } = block.sortedChanges();
     // Each value is serialised and written straight into the block's buffer: its text is
     // garbage at once instead of living until the whole list is serialised.
-    const encoder = new ChangesEncoder(keys.length, keys.length * this.bytesPerChange);
+    const encoder = new ChangesEncoder(keys.length, keys.length * this.bytesPerChange, this.spareSpace.pop());
     for (let i = 0; i < keys.length; i++) {
       const value = values[i];
       encoder.add(keys[i]!, value === null ? 'null' : canonicalJson(value));
     }
-    const { appHash, keyBytes, valueBytes, bytes } = encoder.finish(block.previousAppHash);
+    const { appHash, list, bytes } = encoder.finish(block.previousAppHash);
     if (keys.length > 0) this.bytesPerChange = Math.ceil(bytes / keys.length) + 8;
-    const writes: StateWrite[] = new Array(keys.length + 1);
+    // A deleted key is removed, unless genesis implies it: then a stored null says it is gone.
+    let deleted: Uint8Array | null = null;
     for (let i = 0; i < keys.length; i++) {
-      // A deleted key is removed, unless genesis implies it: then a stored null says it is gone.
-      writes[i] = [keyBytes[i]!, values[i] !== null ? valueBytes[i]! : this.genesisKeys.has(keys[i]!) ? TOMBSTONE : null];
+      if (values[i] === null) (deleted ??= new Uint8Array(keys.length))[i] = this.genesisKeys.has(keys[i]!) ? Deleted.TOMBSTONE : Deleted.REMOVE;
     }
-    writes[keys.length] = [utf8(META_KEY), utf8(jcs({ height: ctx.height, appHash }))];
+    const writes = new LedgerWrites(ctx.height, list, deleted, TOMBSTONE, [utf8(META_KEY), utf8(jcs({ height: ctx.height, appHash }))]);
     this.state.addPending(block, appHash);
     this.pendingTimes.set(ctx.height, ctx.timestamp);
+    this.pendingWrites.set(ctx.height, writes);
     return { receipts, appHash, validatorUpdates, writes };
   }
 
@@ -184,6 +202,9 @@ export class GoodnessLedger implements StateMachine {
     const time = this.pendingTimes.get(height);
     this.pendingTimes.delete(height);
     if (time !== undefined) this.expiry.forgetUpTo(time);
+    const space = this.pendingWrites.get(height)?.release();
+    this.pendingWrites.delete(height);
+    if (space && this.spareSpace.length < MAX_SPARE_SPACES && space.bytes.length <= MAX_SPARE_BYTES) this.spareSpace.push(space);
   }
 
   query(path: string, caller: string | null): QueryAnswer {
@@ -209,12 +230,13 @@ export class GoodnessLedger implements StateMachine {
       if (!result.ok) return rejected(btx.hash, result.code, result.log);
       const parsed = parse(result.tx.envelope.tx);
       if (!parsed.ok) return rejected(btx.hash, parsed.code, parsed.log);
-      admitted = { decoded: result.tx, handler: parsed.handler, body: parsed.body };
+      const { from, nonce } = result.tx.envelope.tx;
+      admitted = { decoded: result.tx, handler: parsed.handler, body: parsed.body, replayKey: nonceKey(from, nonce) };
     }
     const tx = admitted.decoded.envelope.tx;
     const expiry = checkExpiry(tx.expires, ctx.height);
     if (expiry) return rejected(btx.hash, expiry.code, expiry.log);
-    const replayKey = nonceKey(tx.from, tx.nonce);
+    const replayKey = admitted.replayKey;
     const screened = this.screen(tx, admitted.handler, block, ctx.height, replayKey);
     if (!screened.ok) return rejected(btx.hash, screened.code, screened.log);
 
