@@ -15,7 +15,8 @@
 // Flags (environment): --duration S (BENCH_DURATION, 15), --n LIST (BENCH_N, 1,4,7,10),
 //   --rate max|TPS (BENCH_RATE: the top runs' rate, max), --fixed-rate TPS (BENCH_FIXED_RATE:
 //   instead of half the 4-validator figure), --base-port P (BENCH_BASE_PORT, 30200),
-//   --out DIR (BENCH_OUT, bench-out/cluster-<time>), --quick (BENCH_QUICK=1), --compare OLD.json
+//   --out DIR (BENCH_OUT, bench-out/cluster-<time>), --quick (BENCH_QUICK=1), --compare OLD.json,
+//   --warmup S (BENCH_WARMUP, 5; 0 in quick mode): seconds of load on each fresh cluster first, not measured
 import { parseArgs } from 'node:util';
 import { clusterTable, judgeTargets, oneNodeFigure, type ClusterRow } from '../cluster/bench/cluster-table.ts';
 import { compareReports, comparisonTable, readReport } from '../cluster/bench/compare.ts';
@@ -27,7 +28,7 @@ import { REPORT_VERSION, runNotes, type BenchReport } from '../cluster/bench/rep
 import { MAX_NODES } from '../cluster/init.ts';
 
 const USAGE = `usage: npm run bench:cluster -- [--quick] [--duration S] [--n 1,4,7,10] [--rate max|TPS] [--fixed-rate TPS]
-                                [--base-port P] [--out DIR] [--compare OLD.json]`;
+                                [--warmup S] [--base-port P] [--out DIR] [--compare OLD.json]`;
 const QUICK_RATE = 300;
 const PORTS_PER_CLUSTER = 40;
 
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean' },
     duration: { type: 'string' },
+    warmup: { type: 'string' },
     n: { type: 'string' },
     rate: { type: 'string' },
     'fixed-rate': { type: 'string' },
@@ -64,6 +66,10 @@ function option(flag: string | undefined, env: string): string | undefined {
 
 const QUICK = flags.quick ?? ['1', 'true'].includes(process.env.BENCH_QUICK ?? '');
 const DURATION = positive(option(flags.duration, 'BENCH_DURATION') ?? (QUICK ? '3' : '15'), '--duration');
+const warmupText = option(flags.warmup, 'BENCH_WARMUP') ?? (QUICK ? '0' : '5');
+const WARMUP = warmupText.trim() === '0' ? 0 : positive(warmupText, '--warmup');
+/** The warm-up's rate when the run itself has none below saturation (a top-rate run): a backlog left by it would weigh on the measured run. */
+const WARMUP_RATE = 2_000;
 const BASE_PORT = positive(option(flags['base-port'], 'BENCH_BASE_PORT') ?? '30200', '--base-port', true);
 const SIZES = [...new Set((option(flags.n, 'BENCH_N') ?? (QUICK ? '1,4' : '1,4,7,10')).split(',').map((s) => positive(s.trim(), '--n', true)))].sort((a, b) => a - b);
 if (SIZES.some((n) => n > MAX_NODES)) {
@@ -109,6 +115,13 @@ async function benchOne(n: number, role: ClusterRow['role'], index: number, limi
       console.log(`${name}: skipped: ${notStarted}`);
       return { role, run: cluster.skippedRun(run, notStarted) };
     }
+    if (WARMUP > 0) {
+      // A fresh node runs its code unoptimised for its first seconds (V8 tiers up as code gets
+      // hot): in 20 s runs those seconds set the p99. Load first, then measure, as YCSB and JMH
+      // do; the warm-up's transactions are all committed (drained) before the clock starts.
+      const warmupRate: RateSpec = rate.kind === 'rate' ? rate : { kind: 'rate', tps: Math.min(WARMUP_RATE, fixedRate ?? WARMUP_RATE) };
+      await cluster.run({ ...run, name: `${name} (warm-up, not measured)`, rate: warmupRate, durationSec: WARMUP });
+    }
     const report = await cluster.run(run);
     if (n === 4 && role === 'max' && FIXED_RATE_GIVEN === null && report.committedTps) fixedRate = Math.max(1, Math.round(report.committedTps / 2));
     return { role, run: report };
@@ -120,7 +133,8 @@ async function benchOne(n: number, role: ClusterRow['role'], index: number, limi
 const oldReport = flags.compare ? readReport(flags.compare) : null;
 console.log(
   `goodness bench:cluster${QUICK ? ' (quick)' : ''}: kv, n = ${SIZES.join(', ')}; ${DURATION} s per run; top runs at ${describeRate(TOP_RATE)}; ` +
-    `equal-load runs at ${FIXED_RATE_GIVEN === null ? 'half of what 4 validators commit' : `${FIXED_RATE_GIVEN} tx/s`}`,
+    `equal-load runs at ${FIXED_RATE_GIVEN === null ? 'half of what 4 validators commit' : `${FIXED_RATE_GIVEN} tx/s`}; ` +
+    (WARMUP > 0 ? `each cluster warmed up for ${WARMUP} s first (not measured)` : 'no warm-up'),
 );
 const limits = await measureLimits({ seconds: QUICK ? 0.3 : 1, log: (l) => console.log(l) });
 console.log(limitsLine(limits));
@@ -129,7 +143,7 @@ const rows: ClusterRow[] = [];
 for (const [i, { n, role }] of plan.entries()) rows.push(await benchOne(n, role, i, limits));
 
 const targets = judgeTargets(rows);
-const report: BenchReport & { oneNodeTps: number | null; fixedRateTps: number | null; targets: typeof targets } = {
+const report: BenchReport & { oneNodeTps: number | null; fixedRateTps: number | null; warmupSec: number; targets: typeof targets } = {
   tool: 'goodness bench',
   version: REPORT_VERSION,
   createdAt: new Date().toISOString(),
@@ -137,6 +151,7 @@ const report: BenchReport & { oneNodeTps: number | null; fixedRateTps: number | 
   runs: rows.map((r) => r.run),
   oneNodeTps: oneNodeFigure(rows),
   fixedRateTps: fixedRate,
+  warmupSec: WARMUP,
   targets,
 };
 const paths = await writeReport(report, OUT);
