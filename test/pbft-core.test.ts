@@ -287,6 +287,31 @@ test('timeouts double while views fail (a dead new leader moves on to the next v
   assert.is(c.nodes[3]!.replica.status().timeoutMs, 1000);
 });
 
+test('progress timer: a new-height PRE-PREPARE from the leader starts it over, at most up to the window', () => {
+  const r = fresh(1);
+  const leader = keyring.cryptoFor(0);
+  const progressAt = (ready: Ready) => ready.timers.find((t) => t.id === 'progress')?.at;
+  r.step({ type: 'start' }, 0);
+  assert.is(progressAt(r.step({ type: 'pendingWork', pending: true }, 0)), 1000, 'pending work arms the timer');
+  let parent = GENESIS;
+  // The leader proposes heights 1..4 (the window), 900 ms apart: each one starts the timer over,
+  // so the replica stays in view 0 although nothing is decided for 3.6 s.
+  for (let h = 1; h <= 4; h++) {
+    const pp = prePrepare(leader, 0, h, parent, h);
+    const ready = msg(r, 0, pp, h * 900);
+    assert.is(progressAt(ready), h * 900 + 1000, `height ${h} restarts the timer`);
+    if (h === 1) r.step({ type: 'validated', height: 1, hash: pp.hash, ok: true }, h * 900);
+    parent = pp.hash;
+  }
+  assert.is(r.status().view, 0);
+  // The same height again (a retransmission) and a height beyond the window restart nothing: a
+  // leader whose blocks never decide gains at most `window` restarts.
+  assert.is(progressAt(msg(r, 0, prePrepare(leader, 0, 4, parent, 99), 3700)), undefined, 'a second block at a height: nothing');
+  assert.is(progressAt(msg(r, 0, prePrepare(leader, 0, 5, parent, 5), 3800)), undefined, 'beyond the window: nothing');
+  r.step({ type: 'timer', id: 'progress' }, 4600);
+  assert.equal([r.status().view, r.status().changingView], [1, true], 'and the timer then runs out');
+});
+
 test('join: one replica asking for a higher view drags no one; f + 1 do', () => {
   const r = fresh(3);
   assert.equal(sentOf(msg(r, 1, viewChange(1, 5)), 'view-change'), [], 'f = 1: one is not enough');
