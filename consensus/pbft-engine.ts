@@ -83,6 +83,19 @@ const ADMISSION_WAIT_MS = 1_000;
  */
 const MESSAGE_TYPE_BY_CODE: readonly (Message['type'] | undefined)[] = [undefined, 'pre-prepare', 'prepare', 'precommit', 'commit', 'view-change', 'new-view', 'certificate'];
 
+/** The first source to report a height above `head`, or null once every one has answered (or failed) without. */
+function firstAhead(sources: BlockSource[], head: number): Promise<{ source: BlockSource; height: number } | null> {
+  return new Promise((resolve) => {
+    let left = sources.length;
+    const done = () => {
+      if (--left === 0) resolve(null);
+    };
+    for (const source of sources) {
+      source.height().then((height) => (height > head ? resolve({ source, height }) : done()), done);
+    }
+  });
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -597,20 +610,27 @@ export class PbftEngine implements ConsensusEngine {
     logger.info({ height: startedAt, target: this.highestKnown }, 'sync started');
     try {
       let failures = 0;
+      // A source that failed this attempt is not asked again in it: the fastest to answer is not
+      // always honest, and a peer that claims a height it cannot serve would be first every time.
+      const failed = new Set<string>();
       for (;;) {
-        const sources = this.syncSources();
+        const sources = this.syncSources().filter((s) => !failed.has(s.name));
         if (!this.running || pipeline.head.header.number >= this.highestKnown || sources.length === 0 || failures >= sources.length * 2) break;
-        const source = sources[(pipeline.head.header.number + failures) % sources.length]!;
+        // Every source is asked for its height at once, and blocks come from the first one
+        // ahead: asking one at a time waited out a dead peer's timeout (5 s behind a network
+        // partition) while live ones could have served, and a replica that syncs cannot vote.
+        const ahead = await firstAhead(sources, pipeline.head.header.number);
+        if (!ahead) {
+          failures = sources.length * 2;
+          continue;
+        }
+        const { source, height: peerHeight } = ahead;
         try {
-          const peerHeight = await source.height();
           this.highestKnown = Math.max(this.highestKnown, peerHeight);
-          if (peerHeight <= pipeline.head.header.number) {
-            failures++;
-            continue;
-          }
           const blocks = await source.blocks(pipeline.head.header.number + 1);
           if (blocks.length === 0) {
             failures++;
+            failed.add(source.name);
             continue;
           }
           for (const b of blocks) {
@@ -629,6 +649,7 @@ export class PbftEngine implements ConsensusEngine {
           failures = 0;
         } catch (err) {
           failures++;
+          failed.add(source.name);
           logger.warn({ source: source.name, err: String(err) }, 'sync from peer failed');
         }
       }
