@@ -28,6 +28,12 @@ import { registerNodeMetrics } from './node-metrics.ts';
 import { RpcFollowSource } from './rpc-follow.ts';
 
 export const VERSION = '0.1.0';
+
+/** An admission under way: its outcome, and its signature once it waits for a worker. */
+interface Admission {
+  done: Promise<SubmitResult>;
+  signature?: SignatureJob;
+}
 const REGOSSIP_AFTER_MS = 2_000;
 /** a transaction's n-th re-send waits REGOSSIP_AFTER_MS · 2^min(n, 4): 2, 4, 8, 16, 32 s */
 const REGOSSIP_MAX_DOUBLINGS = 4;
@@ -250,25 +256,22 @@ export class GoodnessNode {
    * is a duplicate without a second signature check, and the engine waits for one before it
    * fetches a proposal's transaction from a peer (PbftEngineOptions.admission).
    */
-  private readonly admitting = new Map<string, Promise<SubmitResult>>();
+  private readonly admitting = new Map<string, Admission>();
 
   private async check(bytes: Uint8Array, from: VerifyPriority): Promise<SubmitResult> {
     if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
     if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const hash = to0x(sha256(bytes));
     if (this.pool.has(hash) || this.admitting.has(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
-    const admission = this.checkNew(bytes, hash, from);
+    const waiting: Pick<Admission, 'signature'> = {};
+    const admission: Admission = Object.assign(waiting, { done: this.checkNew(bytes, hash, from, waiting) });
     this.admitting.set(hash, admission);
     try {
-      return await admission;
+      return await admission.done;
     } finally {
       this.admitting.delete(hash);
-      this.admissionSignatures.delete(hash);
     }
   }
-
-  /** signatures of admissions under way, by transaction hash, while they wait for a worker */
-  private readonly admissionSignatures = new Map<string, SignatureJob>();
 
   /**
    * A proposal needs this transaction and its admission is under way: its signature check moves
@@ -276,9 +279,8 @@ export class GoodnessNode {
    */
   private expediteAdmission(hash: string): Promise<SubmitResult> | undefined {
     const admission = this.admitting.get(hash);
-    const signature = this.admissionSignatures.get(hash);
-    if (admission && signature) void this.verifier.verify(signature, 'block');
-    return admission;
+    if (admission?.signature) void this.verifier.verify(admission.signature, 'block');
+    return admission?.done;
   }
 
   /**
@@ -294,7 +296,8 @@ export class GoodnessNode {
     return this.pool.size >= maxTxs / validators || this.pool.bytes >= maxBytes / validators;
   }
 
-  private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority): Promise<SubmitResult> {
+  /** `waiting.signature` is set while the signature waits for a worker (expediteAdmission). */
+  private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority, waiting: Pick<Admission, 'signature'>): Promise<SubmitResult> {
     // A client is told -32003 for a transaction already committed. A peer's copy skips that
     // store lookup: it was checked where it entered, and the store has the last word anyway
     // when a block is built (committedAmong) or validated (committedReplay), so a committed
@@ -307,7 +310,7 @@ export class GoodnessNode {
     }
     if (check.signature) {
       if (!this.verifier.canAcceptWork(from)) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
-      this.admissionSignatures.set(hash, check.signature);
+      waiting.signature = check.signature;
       if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });

@@ -2,6 +2,7 @@
 // and the results of the work it asks for, one event at a time, and carries out its Ready in
 // the order that keeps promises: persist, then send; build and validate through the block
 // pipeline (answers come back as events); commit in height order; sync from peers when behind.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BlockPipeline, type Proposal } from './block-pipeline.ts';
 import { fetchBlocks, fetchPeerHeight, fetchTxs, serveSync, type BlockSource } from './block-sync.ts';
@@ -94,10 +95,6 @@ function firstAhead(sources: BlockSource[], head: number): Promise<{ source: Blo
       source.height().then((height) => (height > head ? resolve({ source, height }) : done()), done);
     }
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Milliseconds to one decimal, for logs. */
@@ -432,7 +429,7 @@ export class PbftEngine implements ConsensusEngine {
     // not become a block each (heights are what transactions expire by).
     const sinceLast = Date.now() - this.lastBuildAt;
     if (sinceLast < params.blockTimeMs && this.o.pipeline.pool.size < params.maxBlockTxs) {
-      await new Promise((r) => setTimeout(r, params.blockTimeMs - sinceLast));
+      await sleep(params.blockTimeMs - sinceLast);
     }
     this.lastBuildAt = Date.now();
     const startedAt = performance.now();
@@ -588,7 +585,7 @@ export class PbftEngine implements ConsensusEngine {
     };
     const stillMissing = () => missing.filter((h) => !fetched.has(h));
     for (let round = 0; round < TX_FETCH_ROUNDS && stillMissing().length > 0; round++) {
-      if (round > 0) await new Promise((r) => setTimeout(r, TX_FETCH_RETRY_MS));
+      if (round > 0) await sleep(TX_FETCH_RETRY_MS);
       const connected = transport.peers().filter((p) => p.connected).map((p) => p.validatorIndex);
       if (round === 0 && proposer !== this.index && connected.includes(proposer)) await ask(proposer, stillMissing());
       const wanted = stillMissing();
@@ -609,27 +606,22 @@ export class PbftEngine implements ConsensusEngine {
     const startedAt = pipeline.head.header.number;
     logger.info({ height: startedAt, target: this.highestKnown }, 'sync started');
     try {
-      let failures = 0;
       // A source that failed this attempt is not asked again in it: the fastest to answer is not
       // always honest, and a peer that claims a height it cannot serve would be first every time.
       const failed = new Set<string>();
       for (;;) {
         const sources = this.syncSources().filter((s) => !failed.has(s.name));
-        if (!this.running || pipeline.head.header.number >= this.highestKnown || sources.length === 0 || failures >= sources.length * 2) break;
+        if (!this.running || pipeline.head.header.number >= this.highestKnown || sources.length === 0) break;
         // Every source is asked for its height at once, and blocks come from the first one
         // ahead: asking one at a time waited out a dead peer's timeout (5 s behind a network
         // partition) while live ones could have served, and a replica that syncs cannot vote.
         const ahead = await firstAhead(sources, pipeline.head.header.number);
-        if (!ahead) {
-          failures = sources.length * 2;
-          continue;
-        }
+        if (!ahead) break;
         const { source, height: peerHeight } = ahead;
         try {
           this.highestKnown = Math.max(this.highestKnown, peerHeight);
           const blocks = await source.blocks(pipeline.head.header.number + 1);
           if (blocks.length === 0) {
-            failures++;
             failed.add(source.name);
             continue;
           }
@@ -646,9 +638,7 @@ export class PbftEngine implements ConsensusEngine {
             this.enqueue({ type: 'syncedCommit', height: b.block.header.number, hash: b.block.hash, parentHash: b.block.header.parentHash, certificate: b.certificate });
           }
           await this.afterCommits();
-          failures = 0;
         } catch (err) {
-          failures++;
           failed.add(source.name);
           logger.warn({ source: source.name, err: String(err) }, 'sync from peer failed');
         }
