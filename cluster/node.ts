@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BlockPipeline } from '../consensus/block-pipeline.ts';
 import type { Genesis } from '../consensus/chain/types.ts';
-import { TxPool } from '../consensus/pool.ts';
+import { TxPool, type PoolEntry } from '../consensus/pool.ts';
 import { PbftEngine } from '../consensus/pbft-engine.ts';
 import { createP2PNode, type P2PNode } from '../p2p/node.ts';
 import { TxGossip, encodeTxBatch } from '../p2p/tx-gossip.ts';
@@ -26,6 +26,7 @@ import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
 import { registerNodeMetrics } from './node-metrics.ts';
 import { RpcFollowSource } from './rpc-follow.ts';
+import { enoughVouchers, gossipedTxAction, type VouchView } from './vouching.ts';
 
 export const VERSION = '0.1.0';
 
@@ -39,6 +40,13 @@ const REGOSSIP_AFTER_MS = 2_000;
 const REGOSSIP_MAX_DOUBLINGS = 4;
 const REGOSSIP_MAX_PER_ROUND = 2_000;
 const REGOSSIP_BATCH = 500;
+/** how often unverified (vouched) pool entries are looked at, to verify them when there is time */
+const VOUCHED_TICK_MS = 100;
+/** how long a leader waits for a pending transaction's vouchers before it verifies it itself */
+const VOUCHERS_WAIT_MS = 2_000;
+/** the verifier backlog under which a non-leader verifies vouched entries anyway (idle workers) */
+const VOUCHED_IDLE_BACKLOG = 64;
+const VOUCHED_PER_TICK = 512;
 /** A transaction larger than this is refused at admission (a block must hold many). */
 export const MAX_TX_BYTES = 64 * 1024;
 
@@ -114,7 +122,7 @@ export class GoodnessNode {
       maxFrameBytes: 16 * 1024 * 1024,
       logger: this.rootLog.child({ component: 'p2p' }),
     });
-    this.gossip = new TxGossip(this.p2p, { onTx: (tx) => void this.admit(tx) });
+    this.gossip = new TxGossip(this.p2p, { onTx: (tx, from) => void this.admit(tx, 'peer', from) });
     this.engine = new PbftEngine({
       pipeline: this.pipeline,
       store: this.store,
@@ -132,11 +140,13 @@ export class GoodnessNode {
       onValidatorsChanged: (validators) => this.p2p.setValidators(validators.map((v) => this.validatorPeer(v))),
       follow: this.follow ?? undefined,
       admission: (hash) => this.expediteAdmission(hash),
-      checkBlockTxs: (txs) => this.checkBlockTxs(txs),
+      checkBlockTxs: (txs, proposedBy) => this.checkBlockTxs(txs, proposedBy),
     });
     await this.p2p.start();
     this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
     this.regossipTimer.unref();
+    this.vouchedTimer = setInterval(() => this.verifyVouched(), VOUCHED_TICK_MS);
+    this.vouchedTimer.unref();
     this.registerMetrics();
     this.rpcServer = await startRpcServer({
       api: this.api(),
@@ -168,6 +178,7 @@ export class GoodnessNode {
     await this.engine?.stop();
     await this.follow?.close();
     clearInterval(this.regossipTimer);
+    clearInterval(this.vouchedTimer);
     this.gossip?.stop();
     await this.p2p?.stop();
     await this.store?.close();
@@ -194,7 +205,8 @@ export class GoodnessNode {
     const inFlight = this.pipeline.inFlightTxs();
     const stale = this.pool
       .olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)
-      .filter((e) => !inFlight.has(e.hash) && (this.regossip.get(e.hash)?.next ?? 0) <= now)
+      // An unverified entry is never sent on: the copy would vouch for what this node did not check.
+      .filter((e) => !e.unverified && !inFlight.has(e.hash) && (this.regossip.get(e.hash)?.next ?? 0) <= now)
       .slice(0, REGOSSIP_MAX_PER_ROUND);
     // A transaction admitted while its block was being committed elsewhere can outlive it here:
     // such stale entries are dropped rather than gossiped again.
@@ -244,10 +256,12 @@ export class GoodnessNode {
     return this.follow;
   }
 
-  /** Admission of a client's or a peer's transaction (a gossiped one is not gossiped again). */
-  private async admit(bytes: Uint8Array, from: 'client' | 'peer' = 'peer'): Promise<SubmitResult> {
-    const result = await this.check(bytes, from);
+  /** Admission of a client's or a peer's transaction (a gossiped one is not gossiped again); `peer`: the validator that sent it. */
+  private async admit(bytes: Uint8Array, from: 'client' | 'peer' = 'peer', peer?: number): Promise<SubmitResult> {
+    const result = await this.check(bytes, from, peer);
     this.admissions.inc({ result: result.ok ? 'admitted' : result.error });
+    // An honest validator sends on only what it verified or had vouchers for (vouching.ts).
+    if (peer !== undefined && !result.ok && result.error === 'refused' && result.code === Code.BAD_SIGNATURE) this.p2p.penalize(peer, 'bad_signature');
     return result;
   }
 
@@ -258,13 +272,17 @@ export class GoodnessNode {
    */
   private readonly admitting = new Map<string, Admission>();
 
-  private async check(bytes: Uint8Array, from: VerifyPriority): Promise<SubmitResult> {
+  private async check(bytes: Uint8Array, from: VerifyPriority, peer?: number): Promise<SubmitResult> {
     if (bytes.length > MAX_TX_BYTES) return { ok: false, error: 'refused', code: Code.MALFORMED, log: `transaction of ${bytes.length} bytes is over the limit of ${MAX_TX_BYTES}` };
-    if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const hash = to0x(sha256(bytes));
-    if (this.pool.has(hash) || this.admitting.has(hash)) return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
+    // Before the pool-full check: a full pool of unverified transactions needs these copies (their vouchers) most.
+    if (this.pool.has(hash) || this.admitting.has(hash)) {
+      if (peer !== undefined) this.addVoucher(hash, peer);
+      return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
+    }
+    if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
     const waiting: Pick<Admission, 'signature'> = {};
-    const admission: Admission = Object.assign(waiting, { done: this.checkNew(bytes, hash, from, waiting) });
+    const admission: Admission = Object.assign(waiting, { done: this.checkNew(bytes, hash, from, waiting, peer) });
     this.admitting.set(hash, admission);
     try {
       return await admission.done;
@@ -297,7 +315,7 @@ export class GoodnessNode {
   }
 
   /** `waiting.signature` is set while the signature waits for a worker (expediteAdmission). */
-  private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority, waiting: Pick<Admission, 'signature'>): Promise<SubmitResult> {
+  private async checkNew(bytes: Uint8Array, hash: string, from: VerifyPriority, waiting: Pick<Admission, 'signature'>, peer?: number): Promise<SubmitResult> {
     // A client is told -32003 for a transaction already committed. A peer's copy skips that
     // store lookup: it was checked where it entered, and the store has the last word anyway
     // when a block is built (committedAmong) or validated (committedReplay), so a committed
@@ -308,13 +326,21 @@ export class GoodnessNode {
       if (check.code === Code.NONCE_USED) return { ok: false, error: 'duplicate', log: check.log };
       return { ok: false, error: 'refused', code: check.code, log: check.log };
     }
-    if (check.signature) {
+    // A peer's transaction is verified here only if this node is one of its designated
+    // verifiers; otherwise it waits for other validators' vouchers (vouching.ts).
+    const action = check.signature !== undefined && peer !== undefined ? gossipedTxAction(this.vouchView().view, hash, peer) : 'verify';
+    const deferred = action === 'defer';
+    if (check.signature && !deferred) {
       if (!this.verifier.canAcceptWork(from)) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
       waiting.signature = check.signature;
       if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
-    const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: check.checked });
-    if (added === 'ok') return { ok: true, hash };
+    const unverified = deferred ? { checked: check.checked, signature: check.signature!, vouchers: [peer!] } : undefined;
+    const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: deferred ? undefined : check.checked, unverified });
+    if (added === 'ok') {
+      if (action === 'verify-and-vouch') this.gossip.add(bytes);
+      return { ok: true, hash };
+    }
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
     return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : 'the transaction pool is full: back off and retry' };
   }
@@ -325,17 +351,84 @@ export class GoodnessNode {
    * here, so that executing them does not verify one by one on the main thread. What admission
    * would refuse is left unchecked: the machine then decides it at execution, as before.
    */
-  private async checkBlockTxs(txs: BlockTx[]): Promise<void> {
+  private async checkBlockTxs(txs: BlockTx[], proposedBy?: number): Promise<void> {
     const height = this.store.latestHeight() + 1;
     const verifying: Promise<void>[] = [];
+    const validators = this.engine.validatorsAt(height).map((v) => v.index);
     for (const tx of txs) {
       if (tx.checked !== undefined) continue;
+      const pooled = this.pool.get(tx.hash);
+      const unverified = pooled?.unverified;
+      if (pooled && unverified) {
+        if (enoughVouchers([...unverified.vouchers, proposedBy], validators)) {
+          tx.checked = unverified.checked;
+          this.pool.markVerified(tx.hash);
+        } else verifying.push(this.verifyPooled(pooled, 'block').then((ok) => void (ok && (tx.checked = unverified.checked))));
+        continue;
+      }
       const check = this.machine.checkTx(tx.bytes, { height, hash: tx.hash });
       if (!check.ok) continue;
       if (!check.signature) tx.checked = check.checked;
       else verifying.push(this.verifier.verify(check.signature, 'block').then((ok) => void (ok && (tx.checked = check.checked))));
     }
     await Promise.all(verifying);
+  }
+
+  private vouchViewCache: { at: number; view: VouchView; leader: number } | null = null;
+
+  /** Who validates and who leads, refreshed at most every 50 ms (the set and the view change rarely). */
+  private vouchView(): { view: VouchView; leader: number } {
+    const now = Date.now();
+    if (this.vouchViewCache && now - this.vouchViewCache.at < 50) return this.vouchViewCache;
+    const view: VouchView = { me: this.engine.validatorIndex(), validators: this.engine.validatorsAt(this.store.latestHeight() + 1).map((v) => v.index) };
+    this.vouchViewCache = { at: now, view, leader: this.engine.status().leader };
+    return this.vouchViewCache;
+  }
+
+  /** Another validator sent a pending unverified transaction too: with f + 1 of them it needs no check. */
+  private addVoucher(hash: string, peer: number): void {
+    const unverified = this.pool.get(hash)?.unverified;
+    if (!unverified || unverified.vouchers.includes(peer)) return;
+    unverified.vouchers.push(peer);
+    if (enoughVouchers(unverified.vouchers, this.vouchView().view.validators)) this.pool.markVerified(hash);
+  }
+
+  private vouchedTimer?: NodeJS.Timeout;
+
+  /**
+   * Unverified entries: a leader verifies those whose vouchers did not come in time (a
+   * designated verifier down or faulty must not keep them out of blocks for good), and any node
+   * verifies them when it costs nothing (its workers idle), so that a faulty validator's
+   * forgeries do not sit in the pool.
+   */
+  private verifyVouched(): void {
+    if (this.pool.unverifiedCount === 0) return;
+    const { view, leader } = this.vouchView();
+    if (view.me >= 0 && view.me === leader) {
+      for (const entry of this.pool.unverified(this.pool.unverifiedCount, Date.now() - VOUCHERS_WAIT_MS)) void this.verifyPooled(entry, 'peer');
+    }
+    if (this.verifier.backlog() > VOUCHED_IDLE_BACKLOG) return;
+    for (const entry of this.pool.unverified(VOUCHED_PER_TICK)) void this.verifyPooled(entry, 'peer');
+  }
+
+  /**
+   * Verifies a pooled unverified transaction: it becomes proposable, or it leaves the pool and
+   * every validator that vouched for it is penalised (an honest one sends only what it verified).
+   */
+  private async verifyPooled(entry: PoolEntry, priority: VerifyPriority): Promise<boolean> {
+    const unverified = entry.unverified;
+    if (!unverified) return true;
+    unverified.verifying = true;
+    const ok = await this.verifier.verify(unverified.signature, priority);
+    if (this.pool.get(entry.hash) !== entry || entry.unverified !== unverified) return ok;
+    if (ok) this.pool.markVerified(entry.hash);
+    else {
+      this.pool.discard(entry.hash);
+      this.admissions.inc({ result: 'vouched-bad-signature' });
+      for (const v of unverified.vouchers) this.p2p.penalize(v, 'vouched_bad_signature');
+      this.log.warn({ hash: entry.hash, vouchers: unverified.vouchers }, 'validators sent a transaction whose signature does not verify');
+    }
+    return ok;
   }
 
   private registerMetrics(): void {

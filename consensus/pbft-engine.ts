@@ -44,10 +44,11 @@ export interface PbftEngineOptions {
   admission?(hash: string): Promise<unknown> | undefined;
   /**
    * Checks and verifies, off the main thread where it can, the transactions of a block that
-   * carry no `checked` (they did not come through this node's admission), setting `checked`
-   * on those that pass.
+   * carry no `checked` (they did not come through this node's admission, or came on other
+   * validators' word), setting `checked` on those that pass. `proposedBy`: the validator whose
+   * PRE-PREPARE brought the block, one more voucher for each of its transactions.
    */
-  checkBlockTxs?(txs: BlockTx[]): Promise<void>;
+  checkBlockTxs?(txs: BlockTx[], proposedBy?: number): Promise<void>;
 }
 
 /** How often a node with no validator peers asks `follow` for its height. */
@@ -405,7 +406,7 @@ export class PbftEngine implements ConsensusEngine {
       await this.afterCommits();
     }
     if (r.build) void this.build(r.build.view, r.build.height, r.build.parentHash);
-    for (const v of r.validate) void this.validate(v.height, v.hash, v.parentHash, v.payload);
+    for (const v of r.validate) void this.validate(v.height, v.hash, v.parentHash, v.payload, v.proposedBy);
     if (r.sync) void this.sync(r.sync.targetHeight);
   }
 
@@ -477,7 +478,7 @@ export class PbftEngine implements ConsensusEngine {
   }
 
   /** Gathers a proposal's transactions (pool, then gossip, then the proposer), executes it, compares headers. */
-  private async validate(height: number, hash: string, parentHash: string, payload: Uint8Array): Promise<void> {
+  private async validate(height: number, hash: string, parentHash: string, payload: Uint8Array, proposedBy?: number): Promise<void> {
     let ok = false;
     const abandonedBefore = this.abandonments.get(hash) ?? 0;
     try {
@@ -487,7 +488,7 @@ export class PbftEngine implements ConsensusEngine {
       if (header.number !== height || header.parentHash !== parentHash || to0x(headerHash(header)) !== hash) throw new Error('payload header does not match the proposal');
       if (header.timestamp > Date.now() + 10_000) throw new Error('block time is more than 10 s ahead of this node');
       const startedAt = performance.now();
-      const txs = await this.gatherTxs(height, hash, txHashes, header.proposer);
+      const txs = await this.gatherTxs(height, hash, txHashes, header.proposer, proposedBy);
       const gatheredAt = performance.now();
       let lockedAt = 0;
       const result = await this.withMachine(async () => {
@@ -531,7 +532,7 @@ export class PbftEngine implements ConsensusEngine {
     return out;
   }
 
-  private async gatherTxs(height: number, blockHash: string, hashes: string[], proposer: number): Promise<BlockTx[]> {
+  private async gatherTxs(height: number, blockHash: string, hashes: string[], proposer: number, proposedBy?: number): Promise<BlockTx[]> {
     const pool = this.o.pipeline.pool;
     const lookup = () => hashes.map((h) => pool.get(h));
     let found = lookup();
@@ -555,8 +556,9 @@ export class PbftEngine implements ConsensusEngine {
       if (txHash(b) !== h) throw new Error(`a peer sent other bytes for transaction ${h}`);
       return { hash: h, bytes: b };
     });
-    // Bytes from a peer are checked before execution (or by the machine at execution).
-    if (fetched.size > 0) await this.o.checkBlockTxs?.(txs);
+    // Bytes from a peer, and pooled ones admitted on vouchers alone, are checked before
+    // execution (or by the machine at execution).
+    if (txs.some((t) => t.checked === undefined)) await this.o.checkBlockTxs?.(txs, proposedBy);
     return txs;
   }
 

@@ -12,8 +12,26 @@ export interface PoolEntryInput {
   nonce?: string;
   /** the last height the transaction may be included at */
   expires?: number;
-  /** CheckResult.checked, handed back to the machine at execution */
+  /** CheckResult.checked, handed back to the machine at execution; undefined while `unverified` */
   checked: unknown;
+  /**
+   * Set when the signature was not verified here: validators vouched for the transaction
+   * instead (cluster/node.ts, "Vouched transactions"). Such an entry is never reaped into a
+   * block until it is verified (markVerified).
+   */
+  unverified?: UnverifiedTx;
+}
+
+/** A transaction admitted on other validators' word: what verifying it takes, and who vouched. */
+export interface UnverifiedTx {
+  /** the machine's check, apart from the signature (CheckResult.checked) */
+  checked: unknown;
+  /** the signature still to verify (consensus/crypto/verifier.ts SignatureJob) */
+  signature: { publicKey: string; message: Uint8Array; signature: string };
+  /** validator indices that sent it (an honest validator gossips only what it verified) */
+  vouchers: number[];
+  /** a verification is under way */
+  verifying?: boolean;
 }
 
 export interface PoolEntry extends PoolEntryInput {
@@ -52,6 +70,8 @@ export class TxPool {
   private readonly bySenderNonce = new Map<string, string>();
   private readonly pendingPerSender = new Map<string, number>();
   private readonly byExpiry = new Map<number, Set<string>>();
+  /** the entries with `unverified`, in arrival order */
+  private readonly unverifiedHashes = new Set<string>();
   private readonly listeners = new Set<(entry: PoolEntry) => void>();
   private readonly committedListeners = new Set<(waitedMs: readonly number[]) => void>();
   private totalBytes = 0;
@@ -117,6 +137,12 @@ export class TxPool {
       else this.byExpiry.set(entry.expires, new Set([entry.hash]));
     }
     this.counters.added++;
+    if (entry.unverified) this.unverifiedHashes.add(entry.hash);
+    else this.notifyAdded(entry);
+    return 'ok';
+  }
+
+  private notifyAdded(entry: PoolEntry): void {
     for (const listener of this.listeners) {
       try {
         listener(entry);
@@ -124,7 +150,37 @@ export class TxPool {
         // A listener (the block producer waking up) must never make admission fail.
       }
     }
-    return 'ok';
+  }
+
+  /** An unverified entry's signature verified: it may now go into a block (listeners hear of it as added). */
+  markVerified(hash: string): void {
+    const entry = this.byHash.get(hash);
+    if (!entry?.unverified) return;
+    entry.checked = entry.unverified.checked;
+    entry.unverified = undefined;
+    this.unverifiedHashes.delete(hash);
+    this.notifyAdded(entry);
+  }
+
+  /** Drops a pending transaction (an unverified one whose signature failed); true if it was here. */
+  discard(hash: string): boolean {
+    return this.remove(hash) !== undefined;
+  }
+
+  /** Unverified entries not being verified already, oldest first, at most `max`; with `addedBefore`, only those admitted before then (pool clock). */
+  unverified(max: number, addedBefore = Infinity): PoolEntry[] {
+    const out: PoolEntry[] = [];
+    for (const hash of this.unverifiedHashes) {
+      if (out.length >= max) break;
+      const entry = this.byHash.get(hash)!;
+      if (entry.addedAt >= addedBefore) break;
+      if (!entry.unverified!.verifying) out.push(entry);
+    }
+    return out;
+  }
+
+  get unverifiedCount(): number {
+    return this.unverifiedHashes.size;
   }
 
   /**
@@ -140,6 +196,7 @@ export class TxPool {
     for (const entry of this.byHash.values()) {
       // Arrival order: every later entry was added later still.
       if (addedBy !== undefined && entry.addedAt > addedBy) break;
+      if (entry.unverified) continue;
       if (height !== undefined && entry.expires !== undefined && entry.expires < height) continue;
       if (entry.size > maxBytes) continue;
       if (bytes + entry.size > maxBytes) break;
@@ -230,6 +287,7 @@ export class TxPool {
     const entry = this.byHash.get(hash);
     if (!entry) return undefined;
     this.byHash.delete(hash);
+    this.unverifiedHashes.delete(hash);
     this.totalBytes -= entry.size;
     if (entry.sender !== undefined) {
       if (entry.nonce !== undefined) this.bySenderNonce.delete(senderNonceKey(entry.sender, entry.nonce));

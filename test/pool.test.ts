@@ -180,4 +180,38 @@ test('reap with addedBy takes only what was admitted by then, in arrival order',
   assert.equal(pool.reap(10, 1 << 20).map((e) => e.hash), ['0x01', '0x02', '0x03']);
 });
 
+test('an unverified entry is never reaped until markVerified, which tells the added listeners; discard drops it', () => {
+  let now = 1000;
+  const pool = new TxPool(limits, () => now);
+  const heard: string[] = [];
+  pool.onAdded((e) => heard.push(e.hash));
+  const signature = { publicKey: 'aa', message: new Uint8Array(1), signature: 'bb' };
+  const vouched = entry({ checked: undefined, unverified: { checked: { form: 'ok' }, signature, vouchers: [2] } });
+  const later = entry({ checked: undefined, unverified: { checked: { form: 'ok' }, signature, vouchers: [1] } });
+  const plain = entry();
+  assert.is(pool.add(vouched), 'ok');
+  now = 2000;
+  assert.is(pool.add(later), 'ok');
+  assert.is(pool.add(plain), 'ok');
+  assert.equal(heard, [plain.hash], 'listeners hear only of what may be proposed');
+  assert.equal(pool.reap(10, 10_000).map((e) => e.hash), [plain.hash]);
+  assert.is(pool.unverifiedCount, 2);
+  assert.equal(pool.unverified(10).map((e) => e.hash), [vouched.hash, later.hash], 'oldest first');
+  assert.equal(pool.unverified(10, 1500).map((e) => e.hash), [vouched.hash], 'only those admitted before then');
+  pool.get(vouched.hash)!.unverified!.verifying = true;
+  assert.equal(pool.unverified(10).map((e) => e.hash), [later.hash], 'not the ones being verified');
+
+  pool.markVerified(vouched.hash);
+  assert.equal(pool.get(vouched.hash)!.checked, { form: 'ok' }, 'the check kept aside becomes the entry\'s');
+  assert.is(pool.get(vouched.hash)!.unverified, undefined);
+  assert.equal(heard, [plain.hash, vouched.hash]);
+  assert.equal(pool.reap(10, 10_000).map((e) => e.hash), [vouched.hash, plain.hash], 'arrival order kept');
+
+  assert.ok(pool.discard(later.hash));
+  assert.not.ok(pool.discard(later.hash));
+  assert.is(pool.unverifiedCount, 0);
+  assert.is(pool.size, 2);
+});
+
 test.run();
+

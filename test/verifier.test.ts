@@ -69,6 +69,23 @@ test('a block\'s signature goes ahead of the admissions queued before it', async
   }
 });
 
+test("a peer's signature goes ahead of the clients' queued before it; backlog counts what is owed", async () => {
+  const { jobs: js } = jobs(2001);
+  const workers = new WorkerVerifier(1, 50_000, 50_000, 16);
+  try {
+    const order: string[] = [];
+    const clients = js.slice(0, 2000).map((j, i) => workers.verify(j, 'client').then(() => order.push(`client ${i}`)));
+    const peer = workers.verify(js[2000]!, 'peer').then(() => order.push('peer'));
+    assert.is(workers.backlog(), 2001);
+    await Promise.all([...clients, peer]);
+    const at = order.indexOf('peer');
+    assert.ok(at >= 0 && at < 100, `the peer's job finished at position ${at} of ${order.length}`);
+    assert.is(workers.backlog(), 0);
+  } finally {
+    await workers.close();
+  }
+});
+
 test('an admission a block needs moves ahead, and both callers get its verdict', async () => {
   const { jobs: js, expected } = jobs(2000);
   const workers = new WorkerVerifier(1, 50_000, 4_096, 16);

@@ -25,6 +25,8 @@ export interface SignatureVerifier {
   verify(job: SignatureJob, priority?: VerifyPriority): Promise<boolean>;
   /** False while the queue is over its bound for work of this priority: callers should push back (-32002), not queue more. */
   canAcceptWork(priority?: VerifyPriority): boolean;
+  /** verifications queued or in a worker: work that can wait is offered only when this is low */
+  backlog(): number;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,9 @@ export class InlineVerifier implements SignatureVerifier {
   }
   canAcceptWork(_priority?: VerifyPriority): boolean {
     return true;
+  }
+  backlog(): number {
+    return 0;
   }
   async close(): Promise<void> {}
 }
@@ -74,26 +79,59 @@ parentPort.on('message', ({ id, publicKeys, messages, signatures }) => {
 interface Pending {
   job: SignatureJob;
   resolve: (ok: boolean) => void;
-  /** taken for a worker already (a promoted job sits in both queues until one takes it) */
+  /** taken for a worker already (a promoted job sits in two queues until one takes it) */
   taken?: boolean;
 }
 
+/** First in, first out, with O(1) takes: the array is compacted only once its head has moved far. */
+class JobQueue {
+  private items: Pending[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(p: Pending): void {
+    this.items.push(p);
+  }
+
+  /** Moves jobs not taken yet into `out` until it holds `n`, marking them taken. */
+  takeInto(out: Pending[], n: number): void {
+    let i = this.head;
+    for (; i < this.items.length && out.length < n; i++) {
+      const p = this.items[i]!;
+      if (p.taken) continue;
+      p.taken = true;
+      out.push(p);
+    }
+    this.head = i;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 4096) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
+
 /**
- * A pool of worker threads. Jobs wait in two queues on the main thread, blocks' ahead of
- * admissions', and go to the workers in chunks (one message per chunk, so the cost of crossing
- * threads is paid per batch, not per signature), with at most `maxInFlightPerWorker` jobs in a
- * worker at a time. Sending everything at once, as this did first, put a proposal's
- * transactions behind tens of thousands of admissions in the workers' own message queues, and
- * consensus waited seconds for them.
+ * A pool of worker threads. Jobs wait in three queues on the main thread, served in order:
+ * blocks' (consensus waits on them), then peers' (transactions the cluster already holds), then
+ * clients' (new work, the first to be refused). They go to the workers in chunks (one message
+ * per chunk, so the cost of crossing threads is paid per batch, not per signature), with at
+ * most `maxInFlightPerWorker` jobs in a worker at a time. Sending everything at once, as this did
+ * first, put a proposal's transactions behind tens of thousands of admissions in the workers'
+ * own message queues, and consensus waited seconds for them.
  */
 export class WorkerVerifier implements SignatureVerifier {
   private readonly workers: Worker[] = [];
   private readonly inFlight = new Map<number, Pending[]>();
   private readonly busy: number[] = [];
-  private readonly urgent: Pending[] = [];
-  private readonly normal: Pending[] = [];
-  /** index of the first job of `normal` not yet sent: the array is compacted when it gets long */
-  private normalHead = 0;
+  private readonly urgent = new JobQueue();
+  private readonly fromPeers = new JobQueue();
+  private readonly fromClients = new JobQueue();
   private nextId = 1;
   private scheduled = false;
   private queued = 0;
@@ -133,6 +171,10 @@ export class WorkerVerifier implements SignatureVerifier {
     return this.queued < (priority === 'client' ? Math.min(this.maxClientQueued, this.maxQueued) : this.maxQueued);
   }
 
+  backlog(): number {
+    return this.queued;
+  }
+
   verify(job: SignatureJob, priority: VerifyPriority = 'peer'): Promise<boolean> {
     if (priority === 'block') {
       // The same signature already waiting as an admission: it moves ahead, checked once.
@@ -153,7 +195,7 @@ export class WorkerVerifier implements SignatureVerifier {
       const pending: Pending = { job, resolve };
       if (priority === 'block') this.urgent.push(pending);
       else {
-        this.normal.push(pending);
+        (priority === 'peer' ? this.fromPeers : this.fromClients).push(pending);
         this.waitingBySignature.set(job.signature, pending);
       }
       this.queued++;
@@ -175,37 +217,15 @@ export class WorkerVerifier implements SignatureVerifier {
   }
 
   private waiting(): number {
-    return this.urgent.length + this.normal.length - this.normalHead;
+    return this.urgent.length + this.fromPeers.length + this.fromClients.length;
   }
 
   private take(n: number): Pending[] {
     const out: Pending[] = [];
-    while (out.length < n && this.urgent.length > 0) {
-      const p = this.urgent.shift()!;
-      if (p.taken) continue;
-      p.taken = true;
-      this.waitingBySignature.delete(p.job.signature);
-      out.push(p);
-    }
-    if (out.length < n) {
-      let i = this.normalHead;
-      for (; i < this.normal.length && out.length < n; i++) {
-        const p = this.normal[i]!;
-        if (p.taken) continue;
-        p.taken = true;
-        this.waitingBySignature.delete(p.job.signature);
-        out.push(p);
-      }
-      const end = i;
-      this.normalHead = end;
-      if (this.normalHead === this.normal.length) {
-        this.normal.length = 0;
-        this.normalHead = 0;
-      } else if (this.normalHead > 4096) {
-        this.normal.splice(0, this.normalHead);
-        this.normalHead = 0;
-      }
-    }
+    this.urgent.takeInto(out, n);
+    this.fromPeers.takeInto(out, n);
+    this.fromClients.takeInto(out, n);
+    for (const p of out) this.waitingBySignature.delete(p.job.signature);
     return out;
   }
 

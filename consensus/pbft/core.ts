@@ -36,6 +36,7 @@ import type {
   ReplicaStatus,
   Reproposal,
   TimerId,
+  ValidateRequest,
   ViewChange,
   ViewChangeCause,
 } from './types.ts';
@@ -61,7 +62,8 @@ interface Slot {
   height: number;
   blocks: Map<Hash, BlockInfo>;
   /** the pre-prepare (or forced re-proposal) accepted in the current view: at most one per view */
-  pp: { view: number; hash: Hash; digest: Hash } | null;
+  /** the accepted proposal of the current view; `from` is set when a PRE-PREPARE (from the view's leader) brought it */
+  pp: { view: number; hash: Hash; digest: Hash; from?: number } | null;
   /** our own pre-prepare, kept to send again */
   ppMsg: PrePrepare | null;
   /** PREPAREs and PRECOMMITs of the current view */
@@ -649,7 +651,7 @@ export class Replica {
       if (prev.hash !== m.parentHash) return this.drop(from, 'bad-parent', true, `height ${h} on ${m.parentHash}, the pre-prepare at ${h - 1} is ${prev.hash} (view ${prev.view})`);
     }
     if (!this.config.crypto.verify(from, prepareSigningBytes(this.chainTag, m.view, h, m.hash, digest), m.sig)) return this.drop(from, 'bad-signature', true);
-    slot.pp = { view: m.view, hash: m.hash, digest };
+    slot.pp = { view: m.view, hash: m.hash, digest, from };
     this.noteLeaderProposal(m.view, h);
     this.addBlock(slot, { height: h, hash: m.hash, parentHash: m.parentHash, digest, payload: m.payload });
     // The leader's pre-prepare is its PREPARE: same signing bytes, already checked.
@@ -945,13 +947,18 @@ export class Replica {
   private tryValidate(slot: Slot): void {
     for (const b of slot.blocks.values()) {
       if (b.validation !== 'none') continue;
-      const wanted = (slot.pp?.view === this.view && slot.pp.hash === b.hash && slot.pp.digest === b.digest) || slot.decided === b.hash || slot.claimed.has(b.hash);
+      const proposed = slot.pp?.view === this.view && slot.pp.hash === b.hash && slot.pp.digest === b.digest;
+      const wanted = proposed || slot.decided === b.hash || slot.claimed.has(b.hash);
       if (!wanted || !this.parentValidated(slot.height, b.parentHash)) continue;
       // One execution per hash at a time; another entry under it is tried only if this one fails.
       if (this.withHash(slot, b.hash).some((x) => x.validation === 'requested' || x.validation === 'ok')) continue;
       b.validation = 'requested';
       b.sent = true;
-      this.out.validate.push({ height: b.height, hash: b.hash, parentHash: b.parentHash, payload: b.payload });
+      const request: ValidateRequest = { height: b.height, hash: b.hash, parentHash: b.parentHash, payload: b.payload };
+      // Only a PRE-PREPARE vouches (onPrePrepare accepts one from the view's leader alone); a
+      // NEW-VIEW's re-proposal or a restored one does not say its sender verified anything.
+      if (proposed && slot.pp!.from !== undefined) request.proposedBy = slot.pp!.from;
+      this.out.validate.push(request);
       this.touch();
     }
   }

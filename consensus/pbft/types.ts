@@ -221,6 +221,13 @@ export interface ValidateRequest {
   hash: Hash;
   parentHash: Hash;
   payload: Uint8Array;
+  /**
+   * The validator whose PRE-PREPARE of the current view asks for this block (the view's
+   * leader, as the core checked): by proposing it, an honest leader vouches that it verified
+   * the block's transactions. Absent when the block is wanted for another reason (decided,
+   * claimed in a view change), which vouches for nothing here.
+   */
+  proposedBy?: number;
 }
 
 export interface CommitDecision {

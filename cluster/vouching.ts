@@ -1,0 +1,71 @@
+// Vouched transactions: how few validators need to verify a transaction's signature.
+//
+// Every validator verifying every signature makes Ed25519 the cluster's main cost, and a cost
+// that grows with the number of validators. PBFT needs less. An honest validator sends on only
+// transactions it knows to be valid, and proposes only those; so a transaction that f + 1
+// distinct validators sent or proposed is valid (at most f of them are faulty, and an honest
+// one among them verified it, or itself had f + 1 vouchers). A replica may then vote for a
+// block holding it without verifying it again, and the commit certificate keeps its meaning:
+// 2f + 1 signers, f + 1 of them honest, each of which knew every transaction to be valid.
+//
+// So a transaction is verified by f + 1 validators instead of all n:
+//  - the validator a client gave it to (its entry) verifies it, as admission always did, and
+//    gossips it: one voucher;
+//  - f more, designated by the transaction's hash among the validators other than the one
+//    that sent it, verify it when its gossip arrives and send it on to everyone: f vouchers;
+//  - every other validator admits it unverified and counts the copies; with f + 1 distinct
+//    senders it is known valid without a check. A proposal's leader counts as one more voucher.
+// With 4 validators that is 2 verifications per transaction instead of 4; with 10, 4 instead
+// of 10; each validator verifies about (f + 1) / n of the transactions.
+//
+// What keeps it safe (cluster/node.ts, consensus/pool.ts): a node never sends on, proposes or
+// votes for a transaction it neither verified nor has f + 1 vouchers for; one that waited too
+// long for its vouchers (a designated verifier that is down or faulty) is verified by the node
+// itself, and one whose signature then fails gets every validator that vouched for it penalised.
+import { maxFaulty } from '../consensus/chain/certificate.ts';
+
+/** Who validates, as the node sees it now. */
+export interface VouchView {
+  /** this node's validator index, −1 when it is not a validator */
+  me: number;
+  /** validator indices of the next height */
+  validators: readonly number[];
+}
+
+/** What a node does with a transaction another validator gossiped. */
+export type GossipedTxAction =
+  /** verify it before admitting it (no vouching: an observer, or a set that tolerates no fault) */
+  | 'verify'
+  /** verify it, and send it on to every validator as a voucher (this node is designated) */
+  | 'verify-and-vouch'
+  /** admit it unverified; other validators' copies will vouch for it */
+  | 'defer';
+
+/**
+ * The f validators, other than `sender`, that verify a transaction `sender` gossiped and send
+ * it on: consecutive in index order from a start the transaction hash picks, so that the work
+ * spreads evenly and every node computes the same ones.
+ */
+export function designatedVerifiers(txHash: string, sender: number, validators: readonly number[]): number[] {
+  const others = validators.filter((v) => v !== sender).sort((a, b) => a - b);
+  const f = maxFaulty(validators.length);
+  if (others.length === 0 || f === 0) return [];
+  // The hash is 0x-hex: its first 8 digits are uniform enough to spread the load.
+  const start = parseInt(txHash.slice(2, 10), 16) % others.length;
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(f, others.length); i++) out.push(others[(start + i) % others.length]!);
+  return out;
+}
+
+export function gossipedTxAction(view: VouchView, txHash: string, from: number): GossipedTxAction {
+  const { me, validators } = view;
+  if (me < 0 || maxFaulty(validators.length) === 0 || !validators.includes(from) || !validators.includes(me)) return 'verify';
+  return designatedVerifiers(txHash, from, validators).includes(me) ? 'verify-and-vouch' : 'defer';
+}
+
+/** Whether these vouchers (validator indices, repeats allowed) are f + 1 distinct validators of `validators`. */
+export function enoughVouchers(vouchers: Iterable<number | undefined>, validators: readonly number[]): boolean {
+  const distinct = new Set<number>();
+  for (const v of vouchers) if (v !== undefined && validators.includes(v)) distinct.add(v);
+  return distinct.size >= maxFaulty(validators.length) + 1;
+}

@@ -1,0 +1,101 @@
+// Vouched transactions (cluster/vouching.ts) against a validator that lies. Three honest
+// validators run as real processes; the fourth validator's identity is held by this test as a
+// plain libp2p node (no p2p/ code) listening where the others dial it. It gossips a valid
+// transaction and a forged one (a flipped signature) on the `txs` channel, as if it had
+// verified both. The valid one must commit everywhere: a designated honest validator verifies
+// it and sends it on, the other two admit it on the two vouchers. The forged one must never
+// commit: the designated validator refuses it at once, the other two hold it unverified until
+// their workers are idle, then drop it; each of them penalises the liar.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseNodeKeyFile, NODE_KEY_FILE } from '../cluster/keys.ts';
+import { portsOf } from '../cluster/init.ts';
+import { designatedVerifiers } from '../cluster/vouching.ts';
+import { Ed25519Signer, ed25519Keygen } from '../consensus/crypto/ed25519.ts';
+import { randomNonce } from '../rpc/client.ts';
+import { encodeFrames } from '../p2p/framing.ts';
+import { encodeTxBatch } from '../p2p/tx-gossip.ts';
+import { buildTx } from '../state/tx.ts';
+import { LocalCluster, sleep, waitCommittedOn, type ClusterNode } from './fixtures/cluster-process.ts';
+
+const BASE_PORT = 29000;
+const LIAR = 3;
+
+async function metric(node: ClusterNode, line: RegExp): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  for (const l of text.split('\n')) if (line.test(l)) return Number(l.trim().split(/\s+/).pop());
+  return 0;
+}
+
+test('a validator gossiping a forged transaction: it never commits, every honest node drops it and penalises the liar; its valid one commits', async () => {
+  const cluster = await LocalCluster.init({ nodes: 4, basePort: BASE_PORT, machine: 'goodness' });
+  let liar: Libp2p | null = null;
+  try {
+    const honest = cluster.nodes.slice(0, LIAR);
+    const keys = parseNodeKeyFile(JSON.parse(readFileSync(join(cluster.node(LIAR).dir, NODE_KEY_FILE), 'utf8')));
+    const prefix = `/goodness/${cluster.genesis.chain}`;
+    liar = await createLibp2p({
+      privateKey: keys.peerPrivateKey,
+      addresses: { listen: [`/ip4/127.0.0.1/tcp/${portsOf(BASE_PORT, LIAR).p2p}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+    });
+    // The honest nodes open their one-way streams to it; it reads nothing and votes for nothing.
+    for (const channel of ['consensus', 'txs', 'sync']) await liar.handle(`${prefix}/${channel}/1.0.0`, () => {});
+    await Promise.all(honest.map((n) => n.start()));
+
+    const chain = cluster.genesis.chain;
+    const expires = (await honest[0]!.client.getBlockNumber()) + 500;
+    const valid = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    const signed = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    const sig = signed.envelope.sig;
+    const forgedBytes = new TextEncoder().encode(new TextDecoder().decode(signed.bytes).replace(sig, (sig[0] === '0' ? '1' : '0') + sig.slice(1)));
+    const forgedHash = '0x' + Buffer.from(await crypto.subtle.digest('SHA-256', forgedBytes)).toString('hex');
+
+    const batch = encodeFrames([[encodeTxBatch([forgedBytes, valid.bytes])]]);
+    for (const n of honest) {
+      const conn = await liar.dial(multiaddr(`/ip4/127.0.0.1/tcp/${portsOf(BASE_PORT, n.index).p2p}`));
+      const stream = await conn.newStream(`${prefix}/txs/1.0.0`);
+      stream.send(batch);
+    }
+
+    await waitCommittedOn(honest, valid.hash, 30_000);
+    const designated = designatedVerifiers(forgedHash, LIAR, [0, 1, 2, 3]);
+    assert.is(designated.length, 1);
+    // The others drop it once their workers are idle (a tick of 100 ms): wait for the count.
+    const deadline = Date.now() + 15_000;
+    for (const n of honest) {
+      if (designated.includes(n.index)) continue;
+      while ((await metric(n, /^goodness_tx_admissions_total\{result="vouched-bad-signature"\}/)) < 1) {
+        if (Date.now() > deadline) assert.unreachable(`${n.name} still holds the forged transaction`);
+        await sleep(100);
+      }
+    }
+    for (const n of honest) {
+      const refused = await metric(n, /^goodness_tx_admissions_total\{result="refused"\}/);
+      const dropped = await metric(n, /^goodness_tx_admissions_total\{result="vouched-bad-signature"\}/);
+      if (designated.includes(n.index)) assert.equal([refused, dropped], [1, 0], `${n.name} verified it at admission and refused it`);
+      else assert.equal([refused, dropped], [0, 1], `${n.name} admitted it unverified, then dropped it`);
+      assert.ok((await metric(n, new RegExp(`^goodness_p2p_peer_score\\{peer="${LIAR}"\\}`))) < 100, `${n.name} penalised the liar`);
+      assert.is(await metric(n, /^goodness_pool_transactions /), 0, `${n.name}'s pool is empty`);
+    }
+    // A block later it is still nowhere.
+    const later = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    await honest[1]!.client.sendTransaction('0x' + Buffer.from(later.bytes).toString('hex'));
+    await waitCommittedOn(honest, later.hash, 30_000);
+    for (const n of honest) assert.is(await n.client.getTransactionReceipt(forgedHash), null, `${n.name} has no receipt for the forged transaction`);
+  } finally {
+    await liar?.stop();
+    await cluster.cleanup();
+  }
+});
+
+test.run();
