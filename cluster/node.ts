@@ -44,6 +44,11 @@ const REGOSSIP_BATCH = 500;
 const VOUCHED_TICK_MS = 100;
 /** how long a leader waits for a pending transaction's vouchers before it verifies it itself */
 const VOUCHERS_WAIT_MS = 2_000;
+/**
+ * how long any node leaves an unverified transaction to its vouchers before it verifies it with
+ * idle workers: at once would spend on every transaction the checks vouching saves
+ */
+const IDLE_VERIFY_AFTER_MS = 1_000;
 /** the verifier backlog under which a non-leader verifies vouched entries anyway (idle workers) */
 const VOUCHED_IDLE_BACKLOG = 64;
 const VOUCHED_PER_TICK = 512;
@@ -89,6 +94,8 @@ export class GoodnessNode {
   private readonly follow: RpcFollowSource | null;
   private admin: AdminServer | null = null;
   private readonly admissions: Counter<'result'>;
+  /** transactions known valid here on f + 1 validators' word, without a signature check (vouching.ts) */
+  private readonly vouched: Counter;
 
   constructor(readonly o: NodeOptions) {
     // Every line carries a component: a child of a child with the same key would print it twice.
@@ -99,6 +106,7 @@ export class GoodnessNode {
     const followUrls = o.p2p.peers.flatMap((p) => (p.rpc ? [p.rpc] : []));
     this.follow = followUrls.length > 0 ? new RpcFollowSource(followUrls) : null;
     this.verifier = o.verifierThreads === 0 ? new InlineVerifier() : new WorkerVerifier(o.verifierThreads);
+    this.vouched = new Counter({ name: 'goodness_tx_vouched_total', help: 'transactions this node took as valid on f + 1 validators\' vouchers, without checking their signatures', registers: [this.registry] });
     this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
   }
 
@@ -363,6 +371,7 @@ export class GoodnessNode {
         if (enoughVouchers([...unverified.vouchers, proposedBy], validators)) {
           tx.checked = unverified.checked;
           this.pool.markVerified(tx.hash);
+          this.vouched.inc();
         } else verifying.push(this.verifyPooled(pooled, 'block').then((ok) => void (ok && (tx.checked = unverified.checked))));
         continue;
       }
@@ -390,7 +399,9 @@ export class GoodnessNode {
     const unverified = this.pool.get(hash)?.unverified;
     if (!unverified || unverified.vouchers.includes(peer)) return;
     unverified.vouchers.push(peer);
-    if (enoughVouchers(unverified.vouchers, this.vouchView().view.validators)) this.pool.markVerified(hash);
+    if (!enoughVouchers(unverified.vouchers, this.vouchView().view.validators)) return;
+    this.pool.markVerified(hash);
+    this.vouched.inc();
   }
 
   private vouchedTimer?: NodeJS.Timeout;
@@ -398,8 +409,8 @@ export class GoodnessNode {
   /**
    * Unverified entries: a leader verifies those whose vouchers did not come in time (a
    * designated verifier down or faulty must not keep them out of blocks for good), and any node
-   * verifies them when it costs nothing (its workers idle), so that a faulty validator's
-   * forgeries do not sit in the pool.
+   * verifies those still unvouched after a second when it costs nothing (its workers idle), so
+   * that a faulty validator's forgeries do not sit in the pool.
    */
   private verifyVouched(): void {
     if (this.pool.unverifiedCount === 0) return;
@@ -408,7 +419,7 @@ export class GoodnessNode {
       for (const entry of this.pool.unverified(this.pool.unverifiedCount, Date.now() - VOUCHERS_WAIT_MS)) void this.verifyPooled(entry, 'peer');
     }
     if (this.verifier.backlog() > VOUCHED_IDLE_BACKLOG) return;
-    for (const entry of this.pool.unverified(VOUCHED_PER_TICK)) void this.verifyPooled(entry, 'peer');
+    for (const entry of this.pool.unverified(VOUCHED_PER_TICK, Date.now() - IDLE_VERIFY_AFTER_MS)) void this.verifyPooled(entry, 'peer');
   }
 
   /**
@@ -439,6 +450,18 @@ export class GoodnessNode {
     // Sampled at scrape time so that the hot path pays nothing for it.
     new Gauge({ name: 'goodness_pool_transactions', help: 'transactions in the pool', registers: [r], collect() { this.set(pool.size); } });
     new Gauge({ name: 'goodness_pool_bytes', help: 'bytes of transactions in the pool', registers: [r], collect() { this.set(pool.bytes); } });
+    new Gauge({ name: 'goodness_pool_unverified', help: 'pooled transactions still waiting for their vouchers or a signature check', registers: [r], collect() { this.set(pool.unverifiedCount); } });
+    const verifier = this.verifier;
+    let reported = 0;
+    new Counter({
+      name: 'goodness_signature_checks_total',
+      help: 'transaction signatures this node verified (admission, designated, blocks, idle)',
+      registers: [r],
+      collect() {
+        this.inc(verifier.completed - reported);
+        reported = verifier.completed;
+      },
+    });
     const committed = new Counter({ name: 'goodness_transactions_committed_total', help: 'transactions committed, by receipt status', labelNames: ['status'], registers: [r] });
     const blockTxs = new Histogram({ name: 'goodness_block_transactions', help: 'transactions per committed block', buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10000], registers: [r] });
     const commitInterval = new Histogram({ name: 'goodness_block_interval_seconds', help: 'time between consecutive commits', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [r] });

@@ -87,6 +87,16 @@ test('a run: committed, rejected by code, latency from the admitted send, timeli
   );
 });
 
+test("signature checks per committed transaction: from the nodes' counters, with a note; absent when not counted", () => {
+  const meta = { name: 'goodness, 4 validators', workload: 'goodness' as const, validators: 4, bound: 100, boundBy: 'test' };
+  const counted = analyzeRun(driveResult(), { ...meta, signatureChecks: 9 });
+  assert.is(counted.committed, 4);
+  assert.is(counted.signatureChecksPerTx, 2.25);
+  assert.ok(counted.notes.some((n) => n.includes('signature checks: 2.25 per committed transaction over the 4 validators')), counted.notes.join('\n'));
+  assert.is(analyzeRun(driveResult(), { ...meta, signatureChecks: null }).signatureChecksPerTx, null, 'a node whose metrics could not be read');
+  assert.is(analyzeRun(driveResult(), meta).signatureChecksPerTx, undefined, 'not counted (unsigned, or not every validator)');
+});
+
 test('refusal codes are named', () => {
   assert.is(labelCode('-32001/3'), '-32001/3 BAD_SIGNATURE');
   assert.is(labelCode('block/17'), 'block/17 INSUFFICIENT_POINTS');

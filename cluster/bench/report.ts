@@ -28,6 +28,13 @@ export interface RunReport {
   boundBy: string;
   /** committedTps / bound */
   ratio: number | null;
+  /**
+   * Signatures the nodes verified during the run (their goodness_signature_checks_total), per
+   * committed transaction, summed over the nodes the driver sent to: the bound assumes one per
+   * transaction and validator; vouching (cluster/vouching.ts) needs f + 1. Null when a node's
+   * metrics could not be read, or for an unsigned workload.
+   */
+  signatureChecksPerTx?: number | null;
   /** set when the run did not happen: why */
   skipped?: string;
   rate: RateSpec;
@@ -86,6 +93,8 @@ export interface RunMeta {
   validators: number;
   bound: number;
   boundBy: string;
+  /** goodness_signature_checks_total summed over the nodes during the run, when read */
+  signatureChecks?: number | null;
 }
 
 /**
@@ -171,7 +180,16 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
     startedAt: new Date(d.startedAt).toISOString(),
     timeline: timeline.build(),
     notes,
+    ...signatureFigures(meta, committed, notes),
   };
+}
+
+function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx'> {
+  if (meta.signatureChecks === undefined) return {};
+  if (meta.signatureChecks === null || committed === 0) return { signatureChecksPerTx: null };
+  const perTx = Math.round((meta.signatureChecks / committed) * 100) / 100;
+  notes.push(`signature checks: ${perTx} per committed transaction over the ${meta.validators} validators (the bound counts ${meta.validators}: one per validator)`);
+  return { signatureChecksPerTx: perTx };
 }
 
 /** A run that could not happen, with the reason, in the same shape. */

@@ -84,6 +84,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     log(`${name}: prepared in ${((performance.now() - preparedAt) / 1000).toFixed(1)} s; the clock starts now`);
 
     const before = await clients[0]!.getTotalTransactionCount();
+    // Only when the driver sends to every validator: the sum then covers the whole cluster.
+    const countChecks = o.workload.signed && o.urls.length === validators;
+    const checksBefore = countChecks ? await signatureChecks(o.urls) : null;
     const printer = o.progress === false ? null : new ProgressPrinter(name, o.progress);
     const d = await drive({
       urls: o.urls,
@@ -112,8 +115,27 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
         if (r && r.status === 'rejected') executionRejected.set(committed[k]!, { code: r.code, log: r.log });
       });
     }
-    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy }, executionRejected);
+    const checksAfter = countChecks ? await signatureChecks(o.urls) : null;
+    const signatureChecksDone = !countChecks ? undefined : checksBefore === null || checksAfter === null ? null : checksAfter - checksBefore;
+    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, signatureChecks: signatureChecksDone }, executionRejected);
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
+  }
+}
+
+/** goodness_signature_checks_total summed over the nodes' /metrics; null if one cannot be read. */
+async function signatureChecks(urls: string[]): Promise<number | null> {
+  try {
+    const totals = await Promise.all(
+      urls.map(async (url) => {
+        const text = await (await fetch(new URL('/metrics', url), { signal: AbortSignal.timeout(10_000) })).text();
+        const line = text.split('\n').find((l) => l.startsWith('goodness_signature_checks_total '));
+        if (!line) throw new Error(`${url} reports no goodness_signature_checks_total`);
+        return Number(line.split(' ')[1]);
+      }),
+    );
+    return totals.every(Number.isFinite) ? totals.reduce((a, b) => a + b, 0) : null;
+  } catch {
+    return null;
   }
 }

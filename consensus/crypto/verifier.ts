@@ -27,12 +27,16 @@ export interface SignatureVerifier {
   canAcceptWork(priority?: VerifyPriority): boolean;
   /** verifications queued or in a worker: work that can wait is offered only when this is low */
   backlog(): number;
+  /** signatures verified so far (a job promoted from one queue to another counts once) */
+  readonly completed: number;
   close(): Promise<void>;
 }
 
 /** Verifies on the calling thread: for tests and for machines with one core. */
 export class InlineVerifier implements SignatureVerifier {
+  completed = 0;
   async verify(job: SignatureJob, _priority?: VerifyPriority): Promise<boolean> {
+    this.completed++;
     return ed25519Verify(job.publicKey, job.message, job.signature);
   }
   canAcceptWork(_priority?: VerifyPriority): boolean {
@@ -133,6 +137,7 @@ export class WorkerVerifier implements SignatureVerifier {
   private readonly fromPeers = new JobQueue();
   private readonly fromClients = new JobQueue();
   private nextId = 1;
+  completed = 0;
   private scheduled = false;
   private queued = 0;
 
@@ -261,6 +266,7 @@ export class WorkerVerifier implements SignatureVerifier {
     this.busy[worker]! -= chunk.length;
     if (this.busy[worker] === 0) this.workers[worker]!.unref();
     this.queued -= chunk.length;
+    this.completed += chunk.length;
     chunk.forEach((p, i) => p.resolve(m.results[i] === 1));
     if (this.waiting() > 0) this.dispatch();
   }
