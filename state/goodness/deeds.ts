@@ -5,7 +5,7 @@ import { event } from '../machine.ts';
 import { Code } from '../codes.ts';
 import { appendAudit } from './audit.ts';
 import { account, defineHandler, hash, id, nat, ok, pos, readBody, refused, safeProduct, text, type HandlerContext } from './handler.ts';
-import { creditLot, takeLotOf, withNewLot } from './lots.ts';
+import { accountWithLots, LotBook } from './lot-pages.ts';
 import {
   accountKey,
   consentKey,
@@ -44,11 +44,13 @@ function consentProblem(consent: ConsentRecord | undefined, b: SubmitBody, distr
   return null;
 }
 
-/** Issues a deed's points as a lot on the user's account (the caller writes deed and scheme). */
+/** Issues a deed's points as a lot on the user's account, writing the lot's page (the caller writes the account, deed and scheme). */
 function issueLot(ctx: HandlerContext, user: AccountRecord, deed: string, scheme: SchemeRecord, points: number): { user: AccountRecord; expiresAt: number } {
   const expiresAt = ctx.block.timestamp + scheme.lotValidityDays * DAY_MS;
   ctx.lots.track(expiresAt, user.id);
-  return { user: creditLot(user, { deed, expiresAt, points, scheme: scheme.scheme }), expiresAt };
+  const book = new LotBook(ctx.state, user);
+  book.credit(deed, expiresAt, points, scheme.scheme);
+  return { user: book.write(ctx.state), expiresAt };
 }
 
 export const deedSubmit = defineHandler<SubmitBody>({
@@ -101,27 +103,23 @@ export const deedSubmit = defineHandler<SubmitBody>({
     let status: DeedRecord['status'] = 'pending';
     let issuedAt: number | null = null;
     let expiresAt: number | null = null;
-    let lots = user.lots;
-    let userPoints = user.points;
+    const daily = { ...user.daily };
+    daily[b.scheme] = { day, points: used + points };
+    let nextUser: AccountRecord;
     let nextScheme: SchemeRecord;
     if (scheme.autoIssue) {
       expiresAt = now + scheme.lotValidityDays * DAY_MS;
       ctx.lots.track(expiresAt, user.id);
-      lots = withNewLot(lots, { deed: b.deed, expiresAt, points, scheme: b.scheme });
-      userPoints += points;
+      const book = new LotBook(state, user);
+      book.credit(b.deed, expiresAt, points, b.scheme);
+      nextUser = book.write(state, daily);
       status = 'issued';
       issuedAt = now;
       nextScheme = { ...scheme, issued: scheme.issued + points, live: scheme.live + points };
     } else {
+      nextUser = accountWithLots(user, user.lots, user.pages, user.points, daily);
       nextScheme = { ...scheme, pending: scheme.pending + points };
     }
-    const daily = { ...user.daily };
-    daily[b.scheme] = { day, points: used + points };
-    // Members in JCS order (canonical.ts); one object, not accountRecord's two, on this hot path.
-    const nextUser: AccountRecord =
-      user.name === undefined
-        ? { daily, id: user.id, lots, points: userPoints, roles: user.roles, status: user.status }
-        : { daily, id: user.id, lots, name: user.name, points: userPoints, roles: user.roles, status: user.status };
     const deed: DeedRecord = {
       clawedBack: 0,
       consent: b.consent,
@@ -223,11 +221,11 @@ export const deedReverse = defineHandler<{ deed: string; reason: string }>({
       state.put(accountKey(deed.user), releaseDaily(user, deed));
       state.put(schemeKey(scheme.scheme), { ...scheme, pending: scheme.pending - deed.points });
     } else {
-      const taken = takeLotOf(user, deed.deed);
-      clawedBack = taken.lot?.points ?? 0;
+      const book = new LotBook(state, user);
+      clawedBack = book.take(deed.deed, deed.expiresAt!)?.points ?? 0;
       // What is neither unspent nor expired was spent by redemptions: the scheme's shortfall.
       shortfall = deed.points - clawedBack - deed.expired;
-      state.put(accountKey(deed.user), taken.account);
+      state.put(accountKey(deed.user), book.write(state));
       state.put(schemeKey(scheme.scheme), { ...scheme, live: scheme.live - clawedBack, clawedBack: scheme.clawedBack + clawedBack, shortfall: scheme.shortfall + shortfall });
     }
     state.put(deedKey(deed.deed), { ...deed, status: 'reversed', clawedBack, reversedAt: now, reason: body.reason });

@@ -3,15 +3,10 @@
 // the block time is burned. An in-memory index says which accounts to look at; it is only a
 // shortcut: it may hold stale entries (lots since spent, or created by a block that was executed
 // and then replaced) and every entry is checked against the state, so what expires depends on the
-// state alone. It is rebuilt from the accounts on open.
+// state alone. It is rebuilt on open from the lots, those in account records and those in pages.
 import type { LotTracker } from './handler.ts';
-import { takeExpired } from './lots.ts';
+import { LotBook, type WritableState } from './lot-pages.ts';
 import { accountKey, deedKey, schemeKey, type AccountRecord, type DeedRecord, type SchemeRecord } from './records.ts';
-import type { StateView } from './state.ts';
-
-export interface WritableState extends StateView {
-  put(key: string, value: unknown): void;
-}
 
 export class LotExpiryIndex implements LotTracker {
   /**
@@ -77,10 +72,12 @@ export class LotExpiryIndex implements LotTracker {
 export function expireDueLots(index: LotExpiryIndex, state: WritableState, now: number): void {
   for (const id of index.due(now)) {
     const before = state.get(accountKey(id)) as AccountRecord | undefined;
-    if (!before) continue;
-    const { account, expired } = takeExpired(before, now);
+    // The record says whether its first lot is due: no page is read for an account with nothing due.
+    if (!before || !LotBook.hasDue(before, now)) continue;
+    const book = new LotBook(state, before);
+    const expired = book.takeExpired(now);
     if (expired.length === 0) continue;
-    state.put(accountKey(id), account);
+    state.put(accountKey(id), book.write(state));
     for (const lot of expired) {
       const scheme = state.get(schemeKey(lot.scheme)) as SchemeRecord;
       state.put(schemeKey(lot.scheme), { ...scheme, live: scheme.live - lot.points, expired: scheme.expired + lot.points });

@@ -4,12 +4,14 @@
 // but its receipt) is about transitions, not states: the property test checks it by executing
 // each block again without its refused transactions and comparing app hashes.
 import { canonicalJson } from './canonical.ts';
+import { PAGE } from './lot-pages.ts';
 import type {
   AccountRecord,
   BatchProgress,
   BatchRecord,
   ConsentRecord,
   DeedRecord,
+  Lot,
   OfferRecord,
   PoolRecord,
   RedemptionRecord,
@@ -34,6 +36,8 @@ function byPrefix(entries: Iterable<[string, unknown]>) {
     batches: new Map<string, BatchRecord>(),
     progress: new Map<string, BatchProgress>(),
     evidence: new Map<string, string>(),
+    /** lot pages by `<account>/<n>` */
+    lotPages: new Map<string, Lot[]>(),
   };
   for (const [key, value] of entries) {
     const slash = key.indexOf('/');
@@ -50,12 +54,52 @@ function byPrefix(entries: Iterable<[string, unknown]>) {
       case 'b': out.batches.set(id, value as BatchRecord); break;
       case 'bs': out.progress.set(id, value as BatchProgress); break;
       case 'e': out.evidence.set(id, value as string); break;
+      case 'lp': out.lotPages.set(id, value as Lot[]); break;
     }
   }
   return out;
 }
 
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+
+/**
+ * An account's lots: those its record holds, or those of the pages its index names (lot-pages.ts),
+ * whose keys go into `indexed`. The record holds at most PAGE lots, and none when it has an index;
+ * an index names at least two pages (one page goes in the record); each page exists, holds 1 to
+ * PAGE lots, and its separator sorts after the previous page's last lot and not after its own
+ * first lot (the first page's is its first lot's expiry); all the lots are in strict
+ * (expiresAt, deed) order.
+ */
+function lotsInPages(a: AccountRecord, pages: Map<string, Lot[]>, indexed: Set<string>, fail: (msg: string) => void): Lot[] {
+  const before = (x: { expiresAt: number; deed: string }, y: { expiresAt: number; deed: string }) => x.expiresAt < y.expiresAt || (x.expiresAt === y.expiresAt && x.deed < y.deed);
+  const inOrder = (lots: Lot[]) => {
+    for (let i = 1; i < lots.length; i++) if (!before(lots[i - 1]!, lots[i]!)) fail(`account ${a.id}: lot of deed ${lots[i]!.deed} is out of (expiresAt, deed) order`);
+    return lots;
+  };
+  if (a.pages === undefined) {
+    if (a.lots.length > PAGE) fail(`account ${a.id} holds ${a.lots.length} lots in its record (at most ${PAGE})`);
+    return inOrder(a.lots);
+  }
+  if (a.lots.length > 0) fail(`account ${a.id} has an index of pages and lots in its record`);
+  if (a.pages.length < 2) fail(`account ${a.id} has ${a.pages.length} pages under keys of their own (one page goes in its record)`);
+  const out: Lot[] = [];
+  for (let i = 0; i < a.pages.length; i++) {
+    const [expiresAt, n, deed] = a.pages[i]!;
+    const key = `${a.id}/${n}`;
+    const page = pages.get(key);
+    if (indexed.has(key)) fail(`account ${a.id}: its index names page ${n} twice`);
+    indexed.add(key);
+    if (!page || page.length === 0) { fail(`account ${a.id}: its index names page ${n}, which does not exist or is empty`); continue; }
+    if (page.length > PAGE) fail(`account ${a.id}: page ${n} holds ${page.length} lots (at most ${PAGE})`);
+    const separator = { expiresAt, deed: deed ?? '' };
+    if (before(page[0]!, separator)) fail(`account ${a.id}: the separator of page ${n} sorts after its first lot`);
+    if (i === 0 && (expiresAt !== page[0]!.expiresAt || deed !== undefined)) fail(`account ${a.id}: the separator of its first page is not its first lot's expiry`);
+    const last = out.at(-1);
+    if (last && !before(last, separator)) fail(`account ${a.id}: the separator of page ${n} does not sort after the previous page's last lot`);
+    out.push(...page);
+  }
+  return inOrder(out);
+}
 
 export function checkInvariants(entries: Iterable<[string, unknown]>, previousBatches: Map<string, string> = new Map()): InvariantReport {
   const s = byPrefix(entries);
@@ -100,11 +144,13 @@ export function checkInvariants(entries: Iterable<[string, unknown]>, previousBa
 
   // Invariants 4 and 5: points live only in lots, each lot traces to one issued deed of its owner.
   const lotOfDeed = new Set<string>();
+  const indexedPages = new Set<string>();
   for (const a of s.accounts) {
     let sum = 0;
-    if (a.lots.length > 0 && !a.roles.includes('user')) fail(`account ${a.id} holds lots but is not a user`);
+    const lots = lotsInPages(a, s.lotPages, indexedPages, fail);
+    if (lots.length > 0 && !a.roles.includes('user')) fail(`account ${a.id} holds lots but is not a user`);
     if (a.roles.includes('supervisor') && a.roles.length > 1) fail(`supervisor ${a.id} holds other roles`);
-    for (const lot of a.lots) {
+    for (const lot of lots) {
       sum += lot.points;
       add(live, lot.scheme, lot.points);
       const d = s.deeds.get(lot.deed);
@@ -118,6 +164,7 @@ export function checkInvariants(entries: Iterable<[string, unknown]>, previousBa
     }
     if (sum !== a.points) fail(`account ${a.id}: points ${a.points} but its lots hold ${sum}`);
   }
+  for (const key of s.lotPages.keys()) if (!indexedPages.has(key)) fail(`lot page ${key} is in no account's index`);
 
   // Redemptions: burned parts come from deeds of the redeeming user.
   const reserved = new Map<string, number>();

@@ -27,7 +27,7 @@ import { expireDueLots, LotExpiryIndex } from './expiry.ts';
 import { genesisState, parseGoodnessGenesis } from './genesis.ts';
 import { BodyError, type TxHandler } from './handler.ts';
 import { answerQuery, type QueryState } from './queries.ts';
-import { ACCOUNT_PREFIX, accountKey, DEED_PREFIX, META_KEY, NONCE_PREFIX, nonceKey, type AccountRecord, type DeedRecord } from './records.ts';
+import { ACCOUNT_PREFIX, accountKey, DEED_PREFIX, LOT_PAGE_PREFIX, META_KEY, NONCE_PREFIX, nonceKey, type AccountRecord, type DeedRecord, type Lot } from './records.ts';
 import { ReplayIndex } from './replay.ts';
 import { LedgerState, TxScope, type BlockChanges, type StateView } from './state.ts';
 import { HANDLERS } from './tx-types.ts';
@@ -127,8 +127,14 @@ export class GoodnessLedger implements StateMachine {
     this.deedsByUser.clear();
     this.unindexed = [];
     for (const [key, deed] of this.state.committedEntries(DEED_PREFIX)) this.noteDeed(key, deed);
-    for (const [, account] of this.state.committedEntries(ACCOUNT_PREFIX)) {
-      for (const lot of (account as AccountRecord).lots) this.expiry.track(lot.expiresAt, (account as AccountRecord).id);
+    for (const [, value] of this.state.committedEntries(ACCOUNT_PREFIX)) {
+      const account = value as AccountRecord;
+      for (const lot of account.lots) this.expiry.track(lot.expiresAt, account.id);
+    }
+    // Lots beyond one page are in pages, lotPageKey(account, n); account ids hold no '/'.
+    for (const [key, page] of this.state.committedEntries(LOT_PAGE_PREFIX)) {
+      const account = key.slice(LOT_PAGE_PREFIX.length, key.lastIndexOf('/'));
+      for (const lot of page as Lot[]) this.expiry.track(lot.expiresAt, account);
     }
     return this.info();
   }

@@ -4,7 +4,7 @@
 import { event } from '../machine.ts';
 import { Code } from '../codes.ts';
 import { defineHandler, id, nat, ok, pos, readBody, refused, safeProduct, type HandlerContext } from './handler.ts';
-import { burnPoints, creditLot, livePoints } from './lots.ts';
+import { LotBook } from './lot-pages.ts';
 import {
   accountKey,
   deedKey,
@@ -99,18 +99,21 @@ export const offerRedeem = defineHandler<{ redemption: string; offer: string; qu
     if (offer.stock < b.quantity) return refused(Code.OUT_OF_STOCK, `offer ${b.offer} has ${offer.stock} left, ${b.quantity} asked`);
     const points = safeProduct(offer.pricePoints, b.quantity);
     const user = ctx.sender!;
-    const live = livePoints(user, offer.scheme, now);
-    if (points === null || live < points) return refused(Code.INSUFFICIENT_POINTS, `${points ?? 'more than 2^53'} points of scheme ${offer.scheme} needed, ${live} live`);
+    // Burns in the book only: nothing is written unless every check below passes.
+    const book = new LotBook(state, user);
+    const burned = points === null ? null : book.burn(offer.scheme, points, now);
+    if (points === null || burned === null) {
+      return refused(Code.INSUFFICIENT_POINTS, `${points ?? 'more than 2^53'} points of scheme ${offer.scheme} needed, ${book.livePoints(offer.scheme, now)} live`);
+    }
     const value = safeProduct(offer.unitValue, b.quantity);
     const available = pool.confirmed - pool.reserved - pool.settled;
     if (value === null || value > available) return refused(Code.OVER_BUDGET, `pool ${pool.pool} has ${available} available, ${value ?? 'more than 2^53'} needed`);
 
-    const burnt = burnPoints(user, offer.scheme, points, now);
     const scheme = state.get(schemeKey(offer.scheme)) as SchemeRecord;
     // Members in JCS order (canonical.ts).
     const redemption: RedemptionRecord = {
       batch: null,
-      burned: burnt.burned,
+      burned,
       createdAt: now,
       exchange: offer.exchange,
       offer: b.offer,
@@ -125,7 +128,7 @@ export const offerRedeem = defineHandler<{ redemption: string; offer: string; qu
       value,
     };
     state.put(redemptionKey(b.redemption), redemption);
-    state.put(accountKey(user.id), burnt.account);
+    state.put(accountKey(user.id), book.write(state));
     state.put(offerKey(b.offer), { ...offer, stock: offer.stock - b.quantity });
     state.put(poolKey(pool.pool), { ...pool, reserved: pool.reserved + value });
     state.put(schemeKey(offer.scheme), { ...scheme, redeemed: scheme.redeemed + points, live: scheme.live - points });
@@ -171,7 +174,7 @@ export const redemptionCancel = defineHandler<{ redemption: string }>({
     const { r, offer, pool } = found;
     const state = ctx.state;
     const now = ctx.block.timestamp;
-    let user = state.get(accountKey(r.user)) as AccountRecord;
+    const book = new LotBook(state, state.get(accountKey(r.user)) as AccountRecord);
     const scheme = state.get(schemeKey(r.scheme)) as SchemeRecord;
     let { live, expired, clawedBack, shortfall } = scheme;
     // Each burned part goes back where its deed now stands: to the user's lot with its original
@@ -186,12 +189,12 @@ export const redemptionCancel = defineHandler<{ redemption: string }>({
         state.put(deedKey(part.deed), { ...deed, expired: deed.expired + part.points });
         expired += part.points;
       } else {
-        user = creditLot(user, { deed: part.deed, expiresAt: part.expiresAt, points: part.points, scheme: r.scheme });
-        ctx.lots.track(part.expiresAt, user.id);
+        book.credit(part.deed, part.expiresAt, part.points, r.scheme);
+        ctx.lots.track(part.expiresAt, r.user);
         live += part.points;
       }
     }
-    state.put(accountKey(r.user), user);
+    state.put(accountKey(r.user), book.write(state));
     state.put(schemeKey(r.scheme), { ...scheme, redeemed: scheme.redeemed - r.points, live, expired, clawedBack, shortfall });
     state.put(offerKey(offer.offer), { ...offer, stock: offer.stock + r.quantity });
     state.put(poolKey(pool.pool), { ...pool, reserved: pool.reserved - r.value });

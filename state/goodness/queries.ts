@@ -6,6 +6,7 @@ import { isAccountId } from '../tx.ts';
 import { auditFrom } from './audit.ts';
 import { counterparties } from './clearing.ts';
 import { isObjectId } from './handler.ts';
+import { lotsOf } from './lot-pages.ts';
 import {
   accountKey,
   batchKey,
@@ -78,7 +79,7 @@ export function answerQuery(path: string, caller: string | null, state: QuerySta
     const isOwner = caller === id;
     if (parts.length === 3) return answer(deedsOf(state, path, account, caller, isOwner || isSupervisor, callerAccount));
     const value: Record<string, unknown> = { id: account.id, roles: account.roles, status: account.status, points: account.points };
-    if (isOwner || isSupervisor) value.lots = account.lots;
+    if (isOwner || isSupervisor) value.lots = lotsOf(state, account);
     return answer(value);
   }
 

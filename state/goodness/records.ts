@@ -21,14 +21,27 @@ export interface DailyCount {
   points: number;
 }
 
+/**
+ * One page of an account's lots as the account's index names it (lot-pages.ts): its separator
+ * (expiresAt and, only when the expiry alone does not separate it from the previous page, a deed
+ * id) and the page's number (its key is lotPageKey(account, page)). A tuple, not an object: the
+ * index is written with every change of the account, and a tuple is half the bytes.
+ */
+export type PageRef = [expiresAt: number, page: number, deed?: string];
+
 export interface AccountRecord {
   id: string;
   roles: Role[];
   status: AccountStatus;
-  /** live points: the sum of `lots` */
+  /** live points: the sum of its lots */
   points: number;
-  /** sorted by (expiresAt, deed): redemptions burn from the front */
+  /**
+   * Its lots while they fit one page (lot-pages.ts), sorted by (expiresAt, deed): redemptions and
+   * expiry burn from the front; empty when they are in `pages`.
+   */
   lots: Lot[];
+  /** When the lots take more than one page: the index of their pages, stored under keys of their own. */
+  pages?: PageRef[];
   /** organisations only: the name governance registered */
   name?: string;
   /** users with deeds: points counted against each scheme's daily cap, by scheme id */
@@ -266,6 +279,9 @@ export const poolFulfilledKey = (pool: string, i: number): string => 'pf/' + poo
 export const batchKey = (id: string): string => 'b/' + id;
 export const batchProgressKey = (id: string): string => 'bs/' + id;
 export const auditKey = (seq: number): string => 'l/' + seq;
+/** A page of an account's lots (lot-pages.ts): its value is the page's lots, sorted by (expiresAt, deed). */
+export const lotPageKey = (account: string, page: number): string => 'lp/' + account + '/' + page;
+export const LOT_PAGE_PREFIX = 'lp/';
 
 export const DAY_MS = 86_400_000;
 
@@ -284,6 +300,7 @@ export function accountRecord(a: AccountRecord): AccountRecord {
   out.id = a.id;
   out.lots = a.lots;
   if (a.name !== undefined) out.name = a.name;
+  if (a.pages !== undefined) out.pages = a.pages;
   out.points = a.points;
   out.roles = a.roles;
   out.status = a.status;
