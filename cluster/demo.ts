@@ -20,6 +20,7 @@ import { Ed25519Signer, ed25519Keygen } from '../consensus/crypto/ed25519.ts';
 import { sha256, to0x, utf8 } from '../consensus/crypto/encoding.ts';
 import { GoodnessClient, signQueryAuth, type TxRequest } from '../rpc/client.ts';
 import type { Receipt } from '../rpc/types.ts';
+import { NODE_V8_FLAGS } from './config.ts';
 import { Code } from '../state/codes.ts';
 import { initCluster } from './init.ts';
 
@@ -90,7 +91,7 @@ async function startOwnCluster(): Promise<OwnCluster> {
   const appState = join(dir, 'app-state.json');
   writeFileSync(appState, JSON.stringify({ governors: governors.map((g) => g.publicKey), orgs: [] }));
   const [node] = await initCluster({ nodes: 1, dir: join(dir, 'cluster'), basePort: await freePortPair(), chain: 'goodness-demo', appState, machine: 'goodness' });
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin', 'goodness.js'), 'node', '--dir', node!.dir, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...NODE_V8_FLAGS, join(ROOT, 'bin', 'goodness.js'), 'node', '--dir', node!.dir, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_FILE, GENESIS_FILE, LOG_FILE, PID_FILE, UserError, rpcUrlOf, validateNodeConfig, type NodeConfig } from './config.ts';
+import { CONFIG_FILE, GENESIS_FILE, LOG_FILE, NODE_V8_FLAGS, PID_FILE, UserError, rpcUrlOf, validateNodeConfig, type NodeConfig } from './config.ts';
 import type { NodeSummary } from './init.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'goodness.js');
@@ -124,7 +124,7 @@ export async function startCluster(dir: string, opts: StartOptions = {}): Promis
     removeStalePid(node.dir);
     const logPath = join(node.dir, LOG_FILE);
     const log = openSync(logPath, 'a');
-    const args = [BIN, 'node', '--dir', node.dir];
+    const args = [...NODE_V8_FLAGS, BIN, 'node', '--dir', node.dir];
     if (opts.logLevel) args.push('--log-level', opts.logLevel);
     // process.execPath is a Node >= 22 here (bin/goodness.js saw to it), so the child needs no re-exec.
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: node.dir });
