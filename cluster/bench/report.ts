@@ -188,7 +188,7 @@ function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pi
   if (meta.signatureChecks === undefined) return {};
   if (meta.signatureChecks === null || committed === 0) return { signatureChecksPerTx: null };
   const perTx = Math.round((meta.signatureChecks / committed) * 100) / 100;
-  notes.push(`signature checks: ${perTx} per committed transaction over the ${meta.validators} validators (the bound counts ${meta.validators}: one per validator)`);
+  notes.push(`signature checks: ${perTx} per committed transaction over the ${meta.validators} validator${meta.validators === 1 ? '' : 's'} (the bound counts ${meta.validators}: one per validator)`);
   return { signatureChecksPerTx: perTx };
 }
 
