@@ -5,7 +5,7 @@ import { event } from '../machine.ts';
 import { Code } from '../codes.ts';
 import { appendAudit } from './audit.ts';
 import { account, defineHandler, hash, id, nat, ok, pos, readBody, refused, safeProduct, text, type HandlerContext } from './handler.ts';
-import { accountWithLots, LotBook } from './lot-pages.ts';
+import { accountWithLots, LotBook, withNewLotInRecord } from './lot-pages.ts';
 import {
   accountKey,
   consentKey,
@@ -110,9 +110,19 @@ export const deedSubmit = defineHandler<SubmitBody>({
     if (scheme.autoIssue) {
       expiresAt = now + scheme.lotValidityDays * DAY_MS;
       ctx.lots.track(expiresAt, user.id);
-      const book = new LotBook(state, user);
-      book.credit(b.deed, expiresAt, points, b.scheme);
-      nextUser = book.write(state, daily);
+      const inRecord = withNewLotInRecord(user, b.deed, expiresAt, points, b.scheme);
+      if (inRecord) {
+        // Members in JCS order (canonical.ts); one object literal, not accountWithLots's additions, on this hot path.
+        const p = user.points + points;
+        nextUser =
+          user.name === undefined
+            ? { daily, id: user.id, lots: inRecord, points: p, roles: user.roles, status: user.status }
+            : { daily, id: user.id, lots: inRecord, name: user.name, points: p, roles: user.roles, status: user.status };
+      } else {
+        const book = new LotBook(state, user);
+        book.credit(b.deed, expiresAt, points, b.scheme);
+        nextUser = book.write(state, daily);
+      }
       status = 'issued';
       issuedAt = now;
       nextScheme = { ...scheme, issued: scheme.issued + points, live: scheme.live + points };

@@ -110,6 +110,22 @@ export function accountWithLots(a: AccountRecord, lots: Lot[], pages: PageRef[] 
   return out;
 }
 
+/**
+ * The record's lots with a new deed's lot in its place, when the account has no stored pages and
+ * its record has room; null otherwise (use a LotBook). The hot path of deed.submit: most accounts
+ * hold fewer than PAGE lots, and a book's bookkeeping cost a tenth of the ledger's throughput.
+ */
+export function withNewLotInRecord(account: AccountRecord, deed: string, expiresAt: number, points: number, scheme: string): Lot[] | null {
+  const lots = account.lots;
+  if (account.pages !== undefined || lots.length >= PAGE) return null;
+  const at = lowerBound(lots, expiresAt, deed);
+  const existing = lots[at];
+  if (existing !== undefined && existing.deed === deed && existing.expiresAt === expiresAt) return null;
+  const out = lots.slice();
+  out.splice(at, 0, lot(deed, expiresAt, points, scheme));
+  return out;
+}
+
 /** A page this book has read or changed. */
 interface SeenPage {
   readonly page: number;
