@@ -153,6 +153,11 @@ export class GoodnessNode {
     await this.p2p.start();
     this.regossipTimer = setInterval(() => void this.regossipStale().catch((err: unknown) => this.log.warn({ err }, 're-gossip failed')), REGOSSIP_AFTER_MS / 2);
     this.regossipTimer.unref();
+    this.pool.onCommitted((waited) => {
+      let sum = 0;
+      for (const w of waited) sum += w;
+      this.recentPoolWaitMs = 0.8 * this.recentPoolWaitMs + 0.2 * (sum / waited.length);
+    });
     this.vouchedTimer = setInterval(() => this.verifyVouched(), VOUCHED_TICK_MS);
     this.vouchedTimer.unref();
     this.registerMetrics();
@@ -202,17 +207,20 @@ export class GoodnessNode {
    * unknown or unreachable; nothing when this node leads), each time after twice the wait, at
    * most REGOSSIP_MAX_PER_ROUND a round. Under a backlog every pending transaction is old
    * without being lost; broadcasting them all each round was a storm of copies that cut a
-   * 4-validator cluster's throughput at max rate by a third.
+   * 4-validator cluster's throughput at max rate by a third. Sending them to the leader alone
+   * still gave it 2,500 duplicates a second at max rate (2.4 for each transaction it committed),
+   * so "stale" also means older than twice what committed transactions recently waited here.
    */
   private async regossipStale(): Promise<void> {
     const now = Date.now();
+    const staleAfter = Math.max(REGOSSIP_AFTER_MS, 2 * this.recentPoolWaitMs);
     const forward = this.forwarding();
     const leader = this.engine.status().leader;
     const me = this.engine.validatorIndex();
     if (!forward && leader === me) return;
     const inFlight = this.pipeline.inFlightTxs();
     const stale = this.pool
-      .olderThan(now - REGOSSIP_AFTER_MS, REGOSSIP_MAX_PER_ROUND * 4)
+      .olderThan(now - staleAfter, REGOSSIP_MAX_PER_ROUND * 4)
       // An unverified entry is never sent on: the copy would vouch for what this node did not check.
       .filter((e) => !e.unverified && !inFlight.has(e.hash) && (this.regossip.get(e.hash)?.next ?? 0) <= now)
       .slice(0, REGOSSIP_MAX_PER_ROUND);
@@ -240,6 +248,8 @@ export class GoodnessNode {
   }
 
   private regossipTimer?: NodeJS.Timeout;
+  /** how long committed transactions waited in the pool, lately (ms; a moving average over blocks) */
+  private recentPoolWaitMs = 0;
   /** per pending transaction: how often it was sent again, and when it may be next */
   private readonly regossip = new Map<string, { times: number; next: number }>();
 
