@@ -6,7 +6,7 @@ import { drive, TxState } from './driver.ts';
 import type { Limits } from './limits.ts';
 import { ProgressPrinter, type ProgressOptions } from './progress.ts';
 import { describeRate, type RateSpec } from './rate.ts';
-import { fetchReceipts } from './receipts.ts';
+import { fetchReceipts, waitForHeight } from './receipts.ts';
 import { analyzeRun, type RunReport } from './report.ts';
 import type { Workload } from './workloads/types.ts';
 
@@ -100,6 +100,8 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
       onProgress: printer?.update,
     });
     printer?.finish();
+    // The count and the receipts below come from the first node: it may be a block behind the one that told of the last.
+    await waitForHeight(clients[0]!, d.endHeight).catch((err: Error) => d.notes.push(`${o.urls[0]} did not reach the run's last block: ${err.message}`));
     const after = await clients[0]!.getTotalTransactionCount().catch((err: Error) => {
       d.notes.push(`the chain's count of rejected transactions could not be read after the run (${err.message}): rejections in blocks are not counted`);
       return null;

@@ -14,7 +14,7 @@ import { sha256, to0x, utf8 } from '../../../consensus/crypto/encoding.ts';
 import { Code } from '../../../state/codes.ts';
 import { MAX_EXPIRY_AHEAD } from '../../../state/tx.ts';
 import { drive, TxState, type PreparedTx } from '../driver.ts';
-import { fetchReceipts } from '../receipts.ts';
+import { fetchReceipts, waitForHeight } from '../receipts.ts';
 import { labelCode } from '../report.ts';
 import { signAll, type AccountKeys, type TxToSign } from '../sign-pool.ts';
 import { WorkloadUnavailable, type Workload, type WorkloadContext } from './types.ts';
@@ -178,6 +178,7 @@ export async function submitAndConfirm(ctx: WorkloadContext, label: string, txs:
   }
   const unresolved = d.unresolved.admitted + d.unresolved.backpressured + d.unresolved.unknown;
   if (unresolved > 0) throw new Error(`setup failed (${label}): ${unresolved} transactions were not committed within the wait (${JSON.stringify(d.unresolved)}${d.notes.length ? `; ${d.notes.join('; ')}` : ''})`);
+  await waitForHeight(ctx.clients[0]!, d.endHeight);
   const receipts = await fetchReceipts(ctx.clients[0]!, txs.map((t) => t.hash));
   let lastBlock = 0;
   receipts.forEach((r, i) => {
