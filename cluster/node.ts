@@ -26,7 +26,7 @@ import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
 import { registerNodeMetrics } from './node-metrics.ts';
 import { RpcFollowSource } from './rpc-follow.ts';
-import { enoughVouchers, gossipedTxAction, type VouchView } from './vouching.ts';
+import { EarlyVouches, enoughVouchers, gossipedTxAction, type VouchView } from './vouching.ts';
 
 export const VERSION = '0.1.0';
 
@@ -130,7 +130,7 @@ export class GoodnessNode {
       maxFrameBytes: 16 * 1024 * 1024,
       logger: this.rootLog.child({ component: 'p2p' }),
     });
-    this.gossip = new TxGossip(this.p2p, { onTx: (tx, from) => void this.admit(tx, 'peer', from) });
+    this.gossip = new TxGossip(this.p2p, { onTx: (tx, from) => void this.admit(tx, 'peer', from), onVouch: (hash, from) => this.onVouch(to0x(hash), from) });
     this.engine = new PbftEngine({
       pipeline: this.pipeline,
       store: this.store,
@@ -356,7 +356,8 @@ export class GoodnessNode {
     const unverified = deferred ? { checked: check.checked, signature: check.signature!, vouchers: [peer!] } : undefined;
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: deferred ? undefined : check.checked, unverified });
     if (added === 'ok') {
-      if (action === 'verify-and-vouch') this.gossip.add(bytes);
+      if (action === 'verify-and-vouch') this.gossip.vouch(Buffer.from(hash.slice(2), 'hex'));
+      if (deferred) for (const v of this.earlyVouches.take(hash)) this.addVoucher(hash, v);
       return { ok: true, hash };
     }
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
@@ -404,7 +405,19 @@ export class GoodnessNode {
     return this.vouchViewCache;
   }
 
-  /** Another validator sent a pending unverified transaction too: with f + 1 of them it needs no check. */
+  private readonly earlyVouches = new EarlyVouches();
+
+  /**
+   * Another validator vouched for a transaction (it verified it): one more voucher for it here,
+   * or, before it has arrived, one to count when it does. An admission under way needs none:
+   * only those that verify wait (a deferred one is pooled at once).
+   */
+  private onVouch(hash: string, peer: number): void {
+    if (this.pool.has(hash)) this.addVoucher(hash, peer);
+    else if (!this.admitting.has(hash) && this.vouchView().view.validators.includes(peer)) this.earlyVouches.note(hash, peer);
+  }
+
+  /** Another validator sent or vouched for a pending unverified transaction too: with f + 1 of them it needs no check. */
   private addVoucher(hash: string, peer: number): void {
     const unverified = this.pool.get(hash)?.unverified;
     if (!unverified || unverified.vouchers.includes(peer)) return;

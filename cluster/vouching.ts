@@ -12,13 +12,16 @@
 //  - the validator a client gave it to (its entry) verifies it, as admission always did, and
 //    gossips it: one voucher;
 //  - f more, designated by the transaction's hash among the validators other than the one
-//    that sent it, verify it when its gossip arrives and send it on to everyone: f vouchers;
-//  - every other validator admits it unverified and counts the copies; with f + 1 distinct
-//    senders it is known valid without a check. A proposal's leader counts as one more voucher.
+//    that sent it, verify it when its gossip arrives and tell everyone so in a vouch (its
+//    32-byte hash, p2p/tx-gossip.ts: sending the whole transaction again doubled the gossip's
+//    bytes): f vouchers;
+//  - every other validator admits it unverified and counts the distinct validators that sent
+//    or vouched for it; with f + 1 it is known valid without a check. A proposal's leader
+//    counts as one more voucher.
 // With 4 validators that is 2 verifications per transaction instead of 4; with 10, 4 instead
 // of 10; each validator verifies about (f + 1) / n of the transactions.
 //
-// What keeps it safe (cluster/node.ts, consensus/pool.ts): a node never sends on, proposes or
+// What keeps it safe (cluster/node.ts, consensus/pool.ts): a node never sends on, vouches for, proposes or
 // votes for a transaction it neither verified nor has f + 1 vouchers for; one that waited too
 // long for its vouchers (a designated verifier that is down or faulty) is verified by the node
 // itself, and one whose signature then fails gets every validator that vouched for it penalised.
@@ -68,4 +71,38 @@ export function enoughVouchers(vouchers: Iterable<number | undefined>, validator
   const distinct = new Set<number>();
   for (const v of vouchers) if (v !== undefined && validators.includes(v)) distinct.add(v);
   return distinct.size >= maxFaulty(validators.length) + 1;
+}
+
+/**
+ * Vouches that came before their transaction (the two come from different validators, over
+ * different connections), kept until it arrives. Bounded, the oldest forgotten first: a
+ * validator sending vouches for transactions that never come can only push out others' early
+ * vouches, and a transaction whose vouch was forgotten is verified after a wait instead.
+ */
+export class EarlyVouches {
+  private readonly byHash = new Map<string, number[]>();
+
+  constructor(readonly max = 20_000) {}
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  note(txHash: string, voucher: number): void {
+    const known = this.byHash.get(txHash);
+    if (known) {
+      if (!known.includes(voucher)) known.push(voucher);
+      return;
+    }
+    if (this.byHash.size >= this.max) this.byHash.delete(this.byHash.keys().next().value!);
+    this.byHash.set(txHash, [voucher]);
+  }
+
+  /** The vouchers noted for a transaction, forgotten here. */
+  take(txHash: string): number[] {
+    const vouchers = this.byHash.get(txHash);
+    if (!vouchers) return [];
+    this.byHash.delete(txHash);
+    return vouchers;
+  }
 }

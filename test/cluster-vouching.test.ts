@@ -3,7 +3,7 @@
 // plain libp2p node (no p2p/ code) listening where the others dial it. It gossips a valid
 // transaction and a forged one (a flipped signature) on the `txs` channel, as if it had
 // verified both. The valid one must commit everywhere: a designated honest validator verifies
-// it and sends it on, the other two admit it on the two vouchers. The forged one must never
+// it and vouches for it (its hash), the other two admit it on the two vouchers. The forged one must never
 // commit: the designated validator refuses it at once, the other two hold it unverified for a
 // second (its vouchers never come), verify it with idle workers and drop it; each of them
 // penalises the liar.

@@ -8,7 +8,7 @@ import { backoffDelay } from '../p2p/backoff.ts';
 import { decodeSyncFrame, encodeFrames, FrameDecoder, FrameError, frameHeader, syncHeader, SyncKind } from '../p2p/framing.ts';
 import { DEFAULT_SCORE_OPTIONS, PeerScore } from '../p2p/score.ts';
 import { SendQueue } from '../p2p/send-queue.ts';
-import { decodeTxBatch, encodeTxBatch, TxGossip } from '../p2p/tx-gossip.ts';
+import { decodeTxBatch, decodeVouchBatch, encodeTxBatch, encodeVouchBatch, TxGossip } from '../p2p/tx-gossip.ts';
 import type { Channel, MessageHandler } from '../p2p/types.ts';
 
 const bytes = (...xs: number[]) => new Uint8Array(xs);
@@ -239,7 +239,49 @@ test('tx gossip: hands each received tx to onTx, does not re-gossip, penalizes m
   assert.is(t.sent.length, 0, 'received transactions are not gossiped again');
   t.deliver(1, bytes(0, 0, 0, 9));
   assert.equal(t.penalties, [[1, 'malformed_tx_batch']]);
-  assert.equal(gossip.stats(), { batchesSent: 0, txsSent: 0, batchesReceived: 1, txsReceived: 2, malformedBatches: 1, oversizedDropped: 0 });
+  assert.equal(gossip.stats(), { batchesSent: 0, txsSent: 0, batchesReceived: 1, txsReceived: 2, malformedBatches: 1, oversizedDropped: 0, vouchesSent: 0, vouchesReceived: 0 });
+  gossip.stop();
+});
+
+test('vouch messages: round trip; told apart from transaction batches, the empty one included; malformed shapes refused', () => {
+  const hashes = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+  const body = encodeVouchBatch(hashes);
+  assert.is(body.length, 4 + 64, 'the tag and 32 bytes a vouch: no transaction bytes');
+  assert.equal(decodeVouchBatch(body), hashes);
+  assert.is(decodeTxBatch(body), null, 'never read as transactions');
+  assert.is(decodeVouchBatch(encodeTxBatch([new Uint8Array(32).fill(1)])), null, 'a one-transaction batch is not a vouch');
+  assert.is(decodeVouchBatch(encodeTxBatch([])), null, 'nor the empty batch');
+  assert.is(decodeVouchBatch(body.subarray(0, body.length - 1)), null, 'a partial hash');
+  assert.throws(() => encodeVouchBatch([new Uint8Array(31)]), /32-byte/);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (junk) => {
+      const out = decodeVouchBatch(junk);
+      return out === null || (junk.length === 4 + 32 * out.length && decodeTxBatch(junk) === null);
+    }),
+  );
+});
+
+test('tx gossip: vouches go out after the transactions waiting with them, come in to onVouch; a malformed vouch message is penalised', async () => {
+  const t = fakeTransport();
+  const vouched: [number, number][] = [];
+  const gossip = new TxGossip(t, { onTx: () => {}, onVouch: (h, from) => vouched.push([from, h[0]!]), flushMs: 20 });
+  gossip.vouch(new Uint8Array(32).fill(7));
+  gossip.add(bytes(1));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(t.sent.length, 2, 'one flush, two messages');
+  assert.equal(decodeTxBatch(t.sent[0]!), [bytes(1)]);
+  assert.equal(decodeVouchBatch(t.sent[1]!), [new Uint8Array(32).fill(7)]);
+  assert.throws(() => gossip.vouch(new Uint8Array(20)), /32-byte/);
+
+  t.deliver(2, encodeVouchBatch([new Uint8Array(32).fill(8), new Uint8Array(32).fill(9)]));
+  assert.equal(vouched, [
+    [2, 8],
+    [2, 9],
+  ]);
+  t.deliver(3, new Uint8Array([0, 0, 0, 0, 1, 2, 3]));
+  assert.equal(t.penalties, [[3, 'malformed_vouch_batch']]);
+  const stats = gossip.stats();
+  assert.equal([stats.vouchesSent, stats.vouchesReceived, stats.malformedBatches], [1, 2, 1]);
   gossip.stop();
 });
 

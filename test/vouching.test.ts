@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { designatedVerifiers, enoughVouchers, gossipedTxAction } from '../cluster/vouching.ts';
+import { EarlyVouches, designatedVerifiers, enoughVouchers, gossipedTxAction } from '../cluster/vouching.ts';
 
 const hash = () => '0x' + randomBytes(32).toString('hex');
 const set = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -62,6 +62,21 @@ test('enough vouchers: f + 1 distinct members of the set; repeats, strangers and
   const seven = set(7);
   assert.not.ok(enoughVouchers([1, 2], seven), 'f = 2 needs three');
   assert.ok(enoughVouchers([1, 2, 6], seven));
+});
+
+test('early vouches: kept per transaction without repeats until taken, the oldest forgotten beyond the bound', () => {
+  const early = new EarlyVouches(2);
+  early.note('0xa', 1);
+  early.note('0xa', 1);
+  early.note('0xa', 2);
+  assert.equal(early.take('0xa'), [1, 2]);
+  assert.equal(early.take('0xa'), [], 'taken once');
+  early.note('0xb', 1);
+  early.note('0xc', 1);
+  early.note('0xd', 3);
+  assert.is(early.size, 2);
+  assert.equal(early.take('0xb'), [], 'the oldest went first');
+  assert.equal([early.take('0xc'), early.take('0xd')], [[1], [3]]);
 });
 
 test.run();
