@@ -119,10 +119,14 @@ function raceReceipt(receipt: Promise<Receipt>, timeoutMs: number, signal: Abort
   });
 }
 
-function rawTxParam(v: unknown): Uint8Array {
-  const hex = hexBytesParam(v, 'rawTx');
-  if (hex.length === 2) throw invalidParams('rawTx is empty');
-  return from0x(hex)!;
+/**
+ * The bytes of a rawTx that `params` has checked (0x and an even number of lowercase hex
+ * digits): decoded without another pass over them. A batch of 500 transactions is 350 KB of hex,
+ * and it was checked by three regular expressions before.
+ */
+function rawTxBytes(checkedHex: string): Uint8Array {
+  if (checkedHex.length === 2) throw invalidParams('rawTx is empty');
+  return Buffer.from(checkedHex.slice(2), 'hex');
 }
 
 export const methods = {
@@ -134,7 +138,7 @@ export const methods = {
       return [tx as string];
     },
     handler: async ({ api }, [rawTx]) => {
-      const bytes = rawTxParam(rawTx);
+      const bytes = rawTxBytes(rawTx);
       const result = await api.submitTx(bytes);
       if (!result.ok) throw submitError(result);
       return result.hash;
@@ -149,7 +153,7 @@ export const methods = {
       return timeoutMs === undefined ? [tx as string] : [tx as string, timeoutMs];
     },
     handler: async ({ api, commits, signal }, [rawTx, timeoutMs]) => {
-      const bytes = rawTxParam(rawTx);
+      const bytes = rawTxBytes(rawTx);
       const hash = txHash(bytes);
       // Expect the receipt before submitting: the block could commit before submitTx returns.
       const expectation = commits.expect(hash);

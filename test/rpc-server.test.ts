@@ -225,6 +225,8 @@ test('JSON-RPC error codes: parse error, invalid request, unknown method, bad pa
       ['sendTransaction', ['deadbeef'], /rawTx must be 0x/],
       ['sendTransaction', ['0xabc'], /rawTx must be 0x/],
       ['sendTransaction', ['0x'], /rawTx is empty/],
+      ['sendTransaction', ['0xAB'], /rawTx must be 0x/],
+      ['sendTransactionAndWait', ['0x0g'], /rawTx must be 0x/],
       ['sendTransactionAndWait', ['0x00', 0], /timeoutMs must be a positive integer/],
       ['query', [5], /path must be a string/],
       ['query', ['/public', { from: 'x' }], /bad query auth: auth.from must be an account id/],
