@@ -5,14 +5,16 @@
 // and commit. Options (environment):
 //   BENCH_DEEDS (100000), BENCH_USERS (50000), BENCH_BLOCK (5000)
 //   BENCH_GC (1): 0 leaves the garbage of signing and admission for the measured phase to collect
+//   (and skips the heap figures, which need full collections)
 //
 // The process holds what a node would: the ledger, the blocks still to execute, and the keys
 // that sign the next phase. A block's transactions are let go once it is committed, and the
 // garbage that signing a whole phase up front leaves (a node signs nothing) is collected
 // before the clock starts, so the CPU time of a phase is the ledger's own, the collection of
 // the garbage it makes included.
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { measureEd25519 } from '../cluster/bench/limits.ts';
 import { listWrites, type BlockTx } from '../state/machine.ts';
 import { DAY_MS } from '../state/goodness/records.ts';
 import { castApp, evidence, newCast, newSigner, signTx, World, type TxSpec } from '../state/goodness/testing.ts';
@@ -29,6 +31,13 @@ const collectGarbage: () => void = COLLECT
       return runInNewContext('gc') as () => void;
     })()
   : () => {};
+
+/** Heap in use after a full collection: what the process keeps (BENCH_GC=0: NaN, nothing is collected). */
+function keptHeap(): number {
+  if (!COLLECT) return NaN;
+  collectGarbage();
+  return process.memoryUsage().heapUsed;
+}
 
 function chunk<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -127,18 +136,37 @@ async function main(): Promise<void> {
     const u = i % USERS;
     return { from: cast.metro, type: 'deed.submit', body: { deed: `d${i}`, user: users[u]!.publicKey, scheme: 'green', quantity: 1 + (i % 7), occurredAt, evidenceHash: evidence(`trip-${i}`), consent: `c${u}` } };
   };
+  // The heap each phase leaves behind: the ledger holds its whole state in memory (README), so
+  // this is what a node's heap grows by per transaction, and what bounds a node's life at a heap limit.
+  const heapBeforeDeeds = keptHeap();
   const submitRate = await execute(w, admitAll(w, Array.from({ length: DEEDS }, (_, i) => deed(i))), 'deed.submit');
+  const heapAfterDeeds = keptHeap();
 
   // offer.redeem: one ticket (5 points) per deed, by the deed's user (each deed gave 10-70 points).
   const redeem = (i: number): TxSpec => ({ from: users[i % USERS]!, type: 'offer.redeem', body: { redemption: `r${i}`, offer: 'bus-ticket', quantity: 1 } });
   const redeemRate = await execute(w, admitAll(w, Array.from({ length: DEEDS }, (_, i) => redeem(i))), 'offer.redeem');
+  const heapAfterRedeems = keptHeap();
 
   const fulfil = (i: number): TxSpec => ({ from: cast.exchange, type: 'redemption.fulfil', body: { redemption: `r${i}` } });
   const fulfilRate = await execute(w, admitAll(w, Array.from({ length: DEEDS }, (_, i) => fulfil(i))), 'redemption.fulfil');
+  const heapAfterFulfils = keptHeap();
 
   const started = performance.now();
   ok(w, [{ from: cast.bank, type: 'clearing.close', body: { batch: 'b1', pools: ['city'] } }]);
   console.log(`clearing.close of ${DEEDS} fulfilled redemptions: ${(performance.now() - started).toFixed(0)} ms (admission and execution)`);
+  if (COLLECT) {
+    const perTx = (a: number, b: number) => Math.round((b - a) / DEEDS);
+    const cycle = perTx(heapBeforeDeeds, heapAfterFulfils);
+    const limit = getHeapStatistics().heap_size_limit;
+    console.log(
+      `heap kept per transaction: deed.submit ${perTx(heapBeforeDeeds, heapAfterDeeds)} B, offer.redeem ${perTx(heapAfterDeeds, heapAfterRedeems)} B, redemption.fulfil ${perTx(heapAfterRedeems, heapAfterFulfils)} B; ` +
+        `at this heap limit (${Math.round(limit / 2 ** 20)} MiB) a node holds about ${((limit / cycle) / 1e6).toFixed(1)} million deeds with their redemptions`,
+    );
+  }
+  // The machine's own speed in the same run: a shared host's speed drifts by a third over a day,
+  // and the ledger's figures with it.
+  const ed25519 = measureEd25519(1);
+  console.log(`machine: Ed25519 ${Math.round(ed25519).toLocaleString('en-US')} verify/s on this core; deed.submit per Ed25519 verification: ${(submitRate / ed25519).toFixed(2)}`);
   console.log(`\nsummary: deed.submit ${Math.round(submitRate)}/s, offer.redeem ${Math.round(redeemRate)}/s, redemption.fulfil ${Math.round(fulfilRate)}/s (target: deed.submit >= 50000/s)`);
 }
 
