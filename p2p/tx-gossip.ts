@@ -151,8 +151,7 @@ export class TxGossip {
 
   /** Broadcasts whatever is waiting now. */
   flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopTimer();
     // Transactions first: a vouch for one is useful only where the transaction has arrived.
     this.flushTxs();
     this.flushVouches();
@@ -164,6 +163,7 @@ export class TxGossip {
     this.counters.vouchesSent += this.pendingVouches.length;
     this.pendingVouches = [];
     this.transport.broadcast('txs', batch);
+    if (this.pending.length === 0) this.stopTimer();
   }
 
   private flushTxs(): void {
@@ -174,6 +174,13 @@ export class TxGossip {
     this.pending = [];
     this.pendingBytes = COUNT_BYTES;
     this.transport.broadcast('txs', batch);
+    // Nothing left waiting: the timer would cut the next batch short.
+    if (this.pendingVouches.length === 0) this.stopTimer();
+  }
+
+  private stopTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** Sends what is waiting and stops listening. */

@@ -227,6 +227,21 @@ test('tx gossip: flushes by count, by bytes and by time; drops transactions too 
   assert.is(gossip.stats().txsSent, 5);
 });
 
+test('tx gossip: a batch flushed by count stops the timer, so the next batch gets its full wait', async () => {
+  const t = fakeTransport();
+  const gossip = new TxGossip(t, { onTx: () => {}, maxBatchTxs: 3, flushMs: 200 });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 3; i++) gossip.add(bytes(i + 1));
+  assert.is(t.sent.length, 1);
+  await sleep(100);
+  gossip.add(bytes(4));
+  await sleep(150);
+  assert.is(t.sent.length, 1, 'the first batch\'s timer (due at 200 ms) was stopped with it');
+  await sleep(150);
+  assert.is(t.sent.length, 2, 'the second batch went out 200 ms after its first transaction');
+  gossip.stop();
+});
+
 test('tx gossip: hands each received tx to onTx, does not re-gossip, penalizes malformed batches', () => {
   const t = fakeTransport();
   const got: [number, number][] = [];
