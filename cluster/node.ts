@@ -357,7 +357,9 @@ export class GoodnessNode {
     const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: deferred ? undefined : check.checked, unverified });
     if (added === 'ok') {
       if (action === 'verify-and-vouch') this.gossip.vouch(Buffer.from(hash.slice(2), 'hex'));
-      if (deferred) for (const v of this.earlyVouches.take(hash)) this.addVoucher(hash, v);
+      // Taken in every case, so that vouches for what this node verified itself do not linger.
+      const early = this.earlyVouches.take(hash);
+      if (deferred) for (const v of early) this.addVoucher(hash, v);
       return { ok: true, hash };
     }
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };

@@ -21,10 +21,11 @@
 // With 4 validators that is 2 verifications per transaction instead of 4; with 10, 4 instead
 // of 10; each validator verifies about (f + 1) / n of the transactions.
 //
-// What keeps it safe (cluster/node.ts, consensus/pool.ts): a node never sends on, vouches for, proposes or
-// votes for a transaction it neither verified nor has f + 1 vouchers for; one that waited too
-// long for its vouchers (a designated verifier that is down or faulty) is verified by the node
-// itself, and one whose signature then fails gets every validator that vouched for it penalised.
+// What keeps it safe (cluster/node.ts, consensus/pool.ts): a node never sends on, vouches for,
+// proposes or votes for a transaction it neither verified nor has f + 1 vouchers for; one that
+// waited too long for its vouchers (a designated verifier that is down or faulty) is verified by
+// the node itself, and one whose signature then fails gets every validator that vouched for it
+// penalised.
 import { maxFaulty } from '../consensus/chain/certificate.ts';
 
 /** Who validates, as the node sees it now. */
