@@ -6,7 +6,7 @@
 // it and vouches for it (its hash), the other two admit it on the two vouchers. The forged one must never
 // commit: the designated validator refuses it at once, the other two hold it unverified for a
 // second (its vouchers never come), verify it with idle workers and drop it; each of them
-// penalises the liar.
+// penalises the liar. Last, a vouch that comes before its transaction is kept and counted.
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { tcp } from '@libp2p/tcp';
@@ -21,7 +21,7 @@ import { designatedVerifiers } from '../cluster/vouching.ts';
 import { Ed25519Signer, ed25519Keygen } from '../consensus/crypto/ed25519.ts';
 import { randomNonce } from '../rpc/client.ts';
 import { encodeFrames } from '../p2p/framing.ts';
-import { encodeTxBatch } from '../p2p/tx-gossip.ts';
+import { encodeTxBatch, encodeVouchBatch } from '../p2p/tx-gossip.ts';
 import { buildTx } from '../state/tx.ts';
 import { LocalCluster, sleep, waitCommittedOn, type ClusterNode } from './fixtures/cluster-process.ts';
 
@@ -34,7 +34,7 @@ async function metric(node: ClusterNode, line: RegExp): Promise<number> {
   return 0;
 }
 
-test('a validator gossiping a forged transaction: it never commits, every honest node drops it and penalises the liar; its valid one commits', async () => {
+test('a validator gossiping a forged transaction: it never commits, every honest node drops it and penalises the liar; its valid one commits; its vouch ahead of a transaction counts', async () => {
   const cluster = await LocalCluster.init({ nodes: 4, basePort: BASE_PORT, machine: 'goodness' });
   let liar: Libp2p | null = null;
   try {
@@ -62,24 +62,26 @@ test('a validator gossiping a forged transaction: it never commits, every honest
 
     // On the connections the honest nodes dialled (a second one, dialled from here, may be the
     // duplicate a node closes), all at once, as gossip would.
-    const batch = encodeFrames([[encodeTxBatch([forgedBytes, valid.bytes])]]);
     const peerIds = honest.map((n) => parseNodeKeyFile(JSON.parse(readFileSync(join(n.dir, NODE_KEY_FILE), 'utf8'))).peerId);
-    await Promise.all(
-      peerIds.map(async (peerId, i) => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const conn = liar!.getConnections().find((c) => c.remotePeer.toString() === peerId && c.status === 'open');
-            if (!conn) throw new Error(`${honest[i]!.name} has not dialled the liar yet`);
-            const stream = await conn.newStream(`${prefix}/txs/1.0.0`);
-            stream.send(batch);
-            return;
-          } catch (err) {
-            if (attempt === 50) throw err;
-            await sleep(200);
+    const sendOnTxs = (body: Uint8Array, to: ClusterNode[]) =>
+      Promise.all(
+        to.map(async (node) => {
+          const peerId = peerIds[honest.indexOf(node)]!;
+          for (let attempt = 1; ; attempt++) {
+            try {
+              const conn = liar!.getConnections().find((c) => c.remotePeer.toString() === peerId && c.status === 'open');
+              if (!conn) throw new Error(`${node.name} has not dialled the liar yet`);
+              const stream = await conn.newStream(`${prefix}/txs/1.0.0`);
+              stream.send(encodeFrames([[body]]));
+              return;
+            } catch (err) {
+              if (attempt === 50) throw err;
+              await sleep(200);
+            }
           }
-        }
-      }),
-    );
+        }),
+      );
+    await sendOnTxs(encodeTxBatch([forgedBytes, valid.bytes]), honest);
 
     await waitCommittedOn(honest, valid.hash, 30_000);
     const designated = designatedVerifiers(forgedHash, LIAR, [0, 1, 2, 3]);
@@ -107,6 +109,25 @@ test('a validator gossiping a forged transaction: it never commits, every honest
       if (designatedForValid.includes(n.index)) continue;
       assert.ok((await metric(n, /^goodness_tx_vouched_total /)) >= 1, `${n.name} took the valid transaction on two validators' word`);
     }
+    // A vouch before its transaction: the fourth validator, here designated to verify a client's
+    // transaction that node0 admits, vouches for it before node0 has even been given it. The
+    // other two keep the vouch, and when node0's gossip brings the transaction they take it on
+    // node0's word and this vouch, without a check of their own.
+    const entry = honest[0]!;
+    let early = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    while (designatedVerifiers(early.hash, entry.index, [0, 1, 2, 3])[0] !== LIAR) {
+      early = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    }
+    const others = honest.filter((n) => n !== entry);
+    const vouchedBefore = await Promise.all(others.map((n) => metric(n, /^goodness_tx_vouched_total /)));
+    await sendOnTxs(encodeVouchBatch([Buffer.from(early.hash.slice(2), 'hex')]), others);
+    await sleep(500);
+    await entry.client.sendTransaction('0x' + Buffer.from(early.bytes).toString('hex'));
+    await waitCommittedOn(honest, early.hash, 30_000);
+    for (const [i, n] of others.entries()) {
+      assert.is(await metric(n, /^goodness_tx_vouched_total /), vouchedBefore[i]! + 1, `${n.name} took it on the early vouch and its entry's copy`);
+    }
+
     // A block later it is still nowhere.
     const later = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
     await honest[1]!.client.sendTransaction('0x' + Buffer.from(later.bytes).toString('hex'));
