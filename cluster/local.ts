@@ -267,9 +267,10 @@ export function metricTotal(text: string, name: string): number | null {
   return total;
 }
 
-async function metricsText(rpc: string): Promise<string | null> {
+/** A node's /metrics text; null when it does not answer within `timeoutMs`. */
+export async function metricsText(rpc: string, timeoutMs = RPC_TIMEOUT_MS): Promise<string | null> {
   try {
-    const res = await fetch(`${rpc}/metrics`, { signal: AbortSignal.timeout(RPC_TIMEOUT_MS) });
+    const res = await fetch(new URL('/metrics', rpc), { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) {
       await res.body?.cancel();
       return null;

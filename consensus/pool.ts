@@ -4,6 +4,8 @@
 // cannot crowd out the rest, and reaped in arrival order. Every operation is O(1) per
 // transaction: a Map keeps arrival order and deletes in place.
 
+import type { SignatureJob } from './crypto/verifier.ts';
+
 export interface PoolEntryInput {
   hash: string;
   bytes: Uint8Array;
@@ -26,8 +28,8 @@ export interface PoolEntryInput {
 export interface UnverifiedTx {
   /** the machine's check, apart from the signature (CheckResult.checked) */
   checked: unknown;
-  /** the signature still to verify (consensus/crypto/verifier.ts SignatureJob) */
-  signature: { publicKey: string; message: Uint8Array; signature: string };
+  /** the signature still to verify */
+  signature: SignatureJob;
   /** validator indices that sent it (an honest validator gossips only what it verified) */
   vouchers: number[];
   /** a verification is under way */

@@ -60,7 +60,7 @@ export function encodeVouchBatch(hashes: readonly Uint8Array[]): Uint8Array {
 /** The hashes of a vouch message; null when the body is not one (a transaction batch, or malformed). */
 export function decodeVouchBatch(body: Uint8Array): Uint8Array[] | null {
   const n = (body.length - COUNT_BYTES) / HASH_BYTES;
-  if (n < 1 || !Number.isInteger(n) || body[0] !== 0 || body[1] !== 0 || body[2] !== 0 || body[3] !== 0) return null;
+  if (!isVouchBody(body) || !Number.isInteger(n)) return null;
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) out.push(body.subarray(COUNT_BYTES + i * HASH_BYTES, COUNT_BYTES + (i + 1) * HASH_BYTES));
   return out;

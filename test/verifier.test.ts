@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ed25519Keygen, Ed25519Signer } from '../consensus/crypto/ed25519.ts';
 import { utf8 } from '../consensus/crypto/encoding.ts';
-import { InlineVerifier, WorkerVerifier, type SignatureJob } from '../consensus/crypto/verifier.ts';
+import { InlineVerifier, WorkerVerifier, type SignatureJob, type VerifyPriority } from '../consensus/crypto/verifier.ts';
 
 function jobs(n: number): { jobs: SignatureJob[]; expected: boolean[] } {
   const signers = [new Ed25519Signer(ed25519Keygen().secretKey), new Ed25519Signer(ed25519Keygen().secretKey)];
@@ -53,33 +53,36 @@ test('a bounded queue says when it is busy', async () => {
   }
 });
 
-test('a block\'s signature goes ahead of the admissions queued before it', async () => {
+/**
+ * Queues 2,000 jobs at priority `behind`, then one at `ahead`, and says where the late one came in
+ * the order they finished. `whileQueued` runs once all are queued.
+ */
+async function finishingPlace(workers: WorkerVerifier, behind: VerifyPriority, ahead: VerifyPriority, whileQueued: () => void = () => {}): Promise<{ at: number; of: number }> {
   const { jobs: js } = jobs(2001);
+  const order: string[] = [];
+  const early = js.slice(0, 2000).map((j, i) => workers.verify(j, behind).then(() => order.push(`${behind} ${i}`)));
+  const late = workers.verify(js[2000]!, ahead).then(() => order.push(ahead));
+  whileQueued();
+  await Promise.all([...early, late]);
+  return { at: order.indexOf(ahead), of: order.length };
+}
+
+test('a block\'s signature goes ahead of the admissions queued before it', async () => {
   // Small chunks, so that most admissions are still queued on the main thread when the block's job arrives.
   const workers = new WorkerVerifier(1, 50_000, 4_096, 16);
   try {
-    const order: string[] = [];
-    const admissions = js.slice(0, 2000).map((j, i) => workers.verify(j, 'peer').then(() => order.push(`peer ${i}`)));
-    const block = workers.verify(js[2000]!, 'block').then(() => order.push('block'));
-    await Promise.all([...admissions, block]);
-    const at = order.indexOf('block');
-    assert.ok(at >= 0 && at < 100, `the block's job finished at position ${at} of ${order.length}`);
+    const { at, of } = await finishingPlace(workers, 'peer', 'block');
+    assert.ok(at >= 0 && at < 100, `the block's job finished at position ${at} of ${of}`);
   } finally {
     await workers.close();
   }
 });
 
 test("a peer's signature goes ahead of the clients' queued before it; backlog counts what is owed", async () => {
-  const { jobs: js } = jobs(2001);
   const workers = new WorkerVerifier(1, 50_000, 50_000, 16);
   try {
-    const order: string[] = [];
-    const clients = js.slice(0, 2000).map((j, i) => workers.verify(j, 'client').then(() => order.push(`client ${i}`)));
-    const peer = workers.verify(js[2000]!, 'peer').then(() => order.push('peer'));
-    assert.is(workers.backlog(), 2001);
-    await Promise.all([...clients, peer]);
-    const at = order.indexOf('peer');
-    assert.ok(at >= 0 && at < 100, `the peer's job finished at position ${at} of ${order.length}`);
+    const { at, of } = await finishingPlace(workers, 'client', 'peer', () => assert.is(workers.backlog(), 2001));
+    assert.ok(at >= 0 && at < 100, `the peer's job finished at position ${at} of ${of}`);
     assert.is(workers.backlog(), 0);
   } finally {
     await workers.close();

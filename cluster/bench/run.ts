@@ -6,6 +6,7 @@ import { drive, TxState } from './driver.ts';
 import type { Limits } from './limits.ts';
 import { ProgressPrinter, type ProgressOptions } from './progress.ts';
 import { describeRate, type RateSpec } from './rate.ts';
+import { metricsText, metricTotal } from '../local.ts';
 import { fetchReceipts, waitForHeight } from './receipts.ts';
 import { analyzeRun, type RunReport } from './report.ts';
 import type { Workload } from './workloads/types.ts';
@@ -128,17 +129,16 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
 
 /** goodness_signature_checks_total summed over the nodes' /metrics; null if one cannot be read. */
 async function signatureChecks(urls: string[]): Promise<number | null> {
-  try {
-    const totals = await Promise.all(
-      urls.map(async (url) => {
-        const text = await (await fetch(new URL('/metrics', url), { signal: AbortSignal.timeout(10_000) })).text();
-        const line = text.split('\n').find((l) => l.startsWith('goodness_signature_checks_total '));
-        if (!line) throw new Error(`${url} reports no goodness_signature_checks_total`);
-        return Number(line.split(' ')[1]);
-      }),
-    );
-    return totals.every(Number.isFinite) ? totals.reduce((a, b) => a + b, 0) : null;
-  } catch {
-    return null;
+  const totals = await Promise.all(
+    urls.map(async (url) => {
+      const text = await metricsText(url, 10_000);
+      return text === null ? null : metricTotal(text, 'goodness_signature_checks_total');
+    }),
+  );
+  let sum = 0;
+  for (const t of totals) {
+    if (t === null) return null;
+    sum += t;
   }
+  return sum;
 }

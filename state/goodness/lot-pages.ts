@@ -29,7 +29,7 @@
 // A LotBook is one transaction's view of one account's lots: it reads pages through the state,
 // keeps the pages it changes as new arrays of new lots (a record read from the state is never
 // changed, so a refused transaction leaves nothing behind), and writes them only when asked.
-import { lotPageKey, type AccountRecord, type BurnedPart, type DailyCount, type Lot, type PageRef } from './records.ts';
+import { accountRecord, lotPageKey, type AccountRecord, type BurnedPart, type DailyCount, type Lot, type PageRef } from './records.ts';
 import type { StateView } from './state.ts';
 
 /** The most lots a page holds. */
@@ -61,6 +61,11 @@ function separator(last: Lot, first: Lot, page: number): PageRef {
 /** A lot with its members in JCS order (canonical.ts). */
 function lot(deed: string, expiresAt: number, points: number, scheme: string): Lot {
   return { deed, expiresAt, points, scheme };
+}
+
+/** Whether `l` is the lot of `deed` that expires at `expiresAt` (what lowerBound found may be the next one). */
+function isLotOf(l: Lot | undefined, deed: string, expiresAt: number): l is Lot {
+  return l !== undefined && l.deed === deed && l.expiresAt === expiresAt;
 }
 
 /** The first position in `lots` whose lot is not before (expiresAt, deed). */
@@ -98,16 +103,7 @@ export function lotsOf(state: StateView, account: AccountRecord): Lot[] {
  * (canonical.ts); `pages` undefined when the record holds the lots.
  */
 export function accountWithLots(a: AccountRecord, lots: Lot[], pages: PageRef[] | undefined, points: number, daily: Record<string, DailyCount> | undefined): AccountRecord {
-  const out = {} as AccountRecord;
-  if (daily !== undefined) out.daily = daily;
-  out.id = a.id;
-  out.lots = lots;
-  if (a.name !== undefined) out.name = a.name;
-  if (pages !== undefined) out.pages = pages;
-  out.points = points;
-  out.roles = a.roles;
-  out.status = a.status;
-  return out;
+  return accountRecord({ id: a.id, roles: a.roles, status: a.status, name: a.name, lots, pages, points, daily });
 }
 
 /**
@@ -119,8 +115,7 @@ export function withNewLotInRecord(account: AccountRecord, deed: string, expires
   const lots = account.lots;
   if (account.pages !== undefined || lots.length >= PAGE) return null;
   const at = lowerBound(lots, expiresAt, deed);
-  const existing = lots[at];
-  if (existing !== undefined && existing.deed === deed && existing.expiresAt === expiresAt) return null;
+  if (isLotOf(lots[at], deed, expiresAt)) return null;
   const out = lots.slice();
   out.splice(at, 0, lot(deed, expiresAt, points, scheme));
   return out;
@@ -260,7 +255,7 @@ export class LotBook {
     const at = lowerBound(before, expiresAt, deed);
     const lots = before.slice();
     const existing = lots[at];
-    if (existing !== undefined && existing.deed === deed && existing.expiresAt === expiresAt) {
+    if (isLotOf(existing, deed, expiresAt)) {
       lots[at] = lot(deed, expiresAt, existing.points + points, existing.scheme);
       this.replace(i, lots);
       return;
@@ -348,7 +343,7 @@ export class LotBook {
     const before = this.lotsAt(i);
     const at = lowerBound(before, expiresAt, deed);
     const found = before[at];
-    if (found === undefined || found.deed !== deed || found.expiresAt !== expiresAt) return undefined;
+    if (!isLotOf(found, deed, expiresAt)) return undefined;
     const lots = before.slice();
     lots.splice(at, 1);
     this.replace(i, lots);
