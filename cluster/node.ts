@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BlockPipeline } from '../consensus/block-pipeline.ts';
 import type { Genesis } from '../consensus/chain/types.ts';
+import { maxFaulty } from '../consensus/chain/certificate.ts';
 import { TxPool, type PoolEntry } from '../consensus/pool.ts';
 import { PbftEngine } from '../consensus/pbft-engine.ts';
 import { createP2PNode, type P2PNode } from '../p2p/node.ts';
@@ -26,7 +27,7 @@ import { ADMIN_SOCKET, startAdminServer, type AdminServer } from './admin.ts';
 import { loadNodeConfig, PID_FILE } from './config.ts';
 import { registerNodeMetrics } from './node-metrics.ts';
 import { RpcFollowSource } from './rpc-follow.ts';
-import { EarlyVouches, enoughVouchers, gossipedTxAction, type VouchView } from './vouching.ts';
+import { designatedVerifiers, EarlyVouches, enoughVouchers, gossipedTxAction, vouchingOn, type VouchView } from './vouching.ts';
 
 export const VERSION = '0.1.0';
 
@@ -42,7 +43,7 @@ const REGOSSIP_MAX_PER_ROUND = 2_000;
 const REGOSSIP_BATCH = 500;
 /** how often unverified (vouched) pool entries are looked at, to verify them when there is time */
 const VOUCHED_TICK_MS = 100;
-/** how long a leader waits for a pending transaction's vouchers before it verifies it itself */
+/** how long a leader waits for a pending transaction's vouchers before it verifies it itself, and a node for a vouch of its client's transaction before it proposes it anyway */
 const VOUCHERS_WAIT_MS = 2_000;
 /**
  * how long any node leaves an unverified transaction to its vouchers before it verifies it with
@@ -354,16 +355,30 @@ export class GoodnessNode {
       if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const unverified = deferred ? { checked: check.checked, signature: check.signature!, vouchers: [peer!] } : undefined;
-    const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: deferred ? undefined : check.checked, unverified });
+    const holdUntil = from === 'client' && check.signature !== undefined ? this.clientTxHold(hash) : undefined;
+    const added = this.pool.add({ hash, bytes, sender: check.sender, nonce: check.nonce, expires: check.expires, checked: deferred ? undefined : check.checked, unverified, holdUntil });
     if (added === 'ok') {
       if (action === 'verify-and-vouch') this.gossip.vouch(Buffer.from(hash.slice(2), 'hex'));
       // Taken in every case, so that vouches for what this node verified itself do not linger.
-      const early = this.earlyVouches.take(hash);
-      if (deferred) for (const v of early) this.addVoucher(hash, v);
+      for (const v of this.earlyVouches.take(hash)) this.addVoucher(hash, v);
       return { ok: true, hash };
     }
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
     return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : 'the transaction pool is full: back off and retry' };
+  }
+
+  /**
+   * Until when this node keeps a client's transaction out of its own proposals (undefined: it
+   * does not). This node is the transaction's one voucher so far, and as its proposer it would
+   * count once more but as the same validator: proposed at once, it would have to be verified by
+   * every replica but its designated verifiers. So it waits for their vouch (addVoucher releases
+   * it), or VOUCHERS_WAIT_MS if none comes (one faulty); not at all when one is not connected.
+   */
+  private clientTxHold(hash: string): number | undefined {
+    const { view } = this.vouchView();
+    if (!vouchingOn(view)) return undefined;
+    for (const v of designatedVerifiers(hash, view.me, view.validators)) if (!this.p2p.isConnected(v)) return undefined;
+    return Date.now() + VOUCHERS_WAIT_MS;
   }
 
   /**
@@ -419,14 +434,32 @@ export class GoodnessNode {
     else if (!this.admitting.has(hash) && this.vouchView().view.validators.includes(peer)) this.earlyVouches.note(hash, peer);
   }
 
-  /** Another validator sent or vouched for a pending unverified transaction too: with f + 1 of them it needs no check. */
+  /**
+   * Another validator sent or vouched for a pending transaction: an unverified one with f + 1
+   * vouchers needs no check; a held one (a client's, verified here) may now be proposed.
+   */
   private addVoucher(hash: string, peer: number): void {
-    const unverified = this.pool.get(hash)?.unverified;
+    const entry = this.pool.get(hash);
+    if (entry?.holdUntil !== undefined) this.heldTxVouched(entry, peer);
+    const unverified = entry?.unverified;
     if (!unverified || unverified.vouchers.includes(peer)) return;
     unverified.vouchers.push(peer);
     if (!enoughVouchers(unverified.vouchers, this.vouchView().view.validators)) return;
     this.pool.markVerified(hash);
     this.vouched.inc();
+  }
+
+  /** Who vouched so far for each held client transaction (weak: an entry that leaves the pool takes its list along). */
+  private readonly heldTxVouchers = new WeakMap<PoolEntry, number[]>();
+
+  /** A vouch for a held client transaction: once its f designated verifiers (or any f others) have vouched, it is proposable. */
+  private heldTxVouched(entry: PoolEntry, peer: number): void {
+    const { view } = this.vouchView();
+    if (peer === view.me || !view.validators.includes(peer)) return;
+    const vouchers = this.heldTxVouchers.get(entry) ?? [];
+    if (!vouchers.includes(peer)) vouchers.push(peer);
+    if (vouchers.length >= maxFaulty(view.validators.length)) this.pool.release(entry.hash);
+    else this.heldTxVouchers.set(entry, vouchers);
   }
 
   private vouchedTimer?: NodeJS.Timeout;
@@ -438,6 +471,7 @@ export class GoodnessNode {
    * that a faulty validator's forgeries do not sit in the pool.
    */
   private verifyVouched(): void {
+    if (this.pool.heldCount > 0) this.pool.releaseDue(Date.now());
     if (this.pool.unverifiedCount === 0) return;
     const { view, leader } = this.vouchView();
     if (view.me >= 0 && view.me === leader) {

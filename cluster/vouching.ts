@@ -18,6 +18,10 @@
 //  - every other validator admits it unverified and counts the distinct validators that sent
 //    or vouched for it; with f + 1 it is known valid without a check. A proposal's leader
 //    counts as one more voucher.
+//  - the entry does not propose it itself before f validators have vouched for it (or
+//    VOUCHERS_WAIT_MS passed, or a designated verifier is not connected): as sender and proposer
+//    it is one voucher, not two, and the replicas would have had to verify it (0.15 checks per
+//    transaction more at 4 validators under load).
 // With 4 validators that is 2 verifications per transaction instead of 4; with 10, 4 instead
 // of 10; each validator verifies about (f + 1) / n of the transactions.
 //
@@ -61,9 +65,14 @@ export function designatedVerifiers(txHash: string, sender: number, validators: 
   return out;
 }
 
+/** Whether this node vouches and counts vouchers: it is a validator of a set that tolerates a fault. */
+export function vouchingOn(view: VouchView): boolean {
+  return view.me >= 0 && maxFaulty(view.validators.length) > 0 && view.validators.includes(view.me);
+}
+
 export function gossipedTxAction(view: VouchView, txHash: string, from: number): GossipedTxAction {
   const { me, validators } = view;
-  if (me < 0 || maxFaulty(validators.length) === 0 || !validators.includes(from) || !validators.includes(me)) return 'verify';
+  if (!vouchingOn(view) || !validators.includes(from)) return 'verify';
   return designatedVerifiers(txHash, from, validators).includes(me) ? 'verify-and-vouch' : 'defer';
 }
 

@@ -22,6 +22,12 @@ export interface PoolEntryInput {
    * block until it is verified (markVerified).
    */
   unverified?: UnverifiedTx;
+  /**
+   * This node does not propose the transaction before then (ms, pool clock) unless `release`
+   * comes first. A node holds what its own clients gave it until another validator vouches for
+   * it (cluster/node.ts): proposed at once, it would make every other replica verify it.
+   */
+  holdUntil?: number;
 }
 
 /** A transaction admitted on other validators' word: what verifying it takes, and who vouched. */
@@ -74,6 +80,8 @@ export class TxPool {
   private readonly byExpiry = new Map<number, Set<string>>();
   /** the entries with `unverified`, in arrival order */
   private readonly unverifiedHashes = new Set<string>();
+  /** the entries with `holdUntil`, in arrival order */
+  private readonly heldHashes = new Set<string>();
   private readonly listeners = new Set<(entry: PoolEntry) => void>();
   private readonly committedListeners = new Set<(waitedMs: readonly number[]) => void>();
   private totalBytes = 0;
@@ -140,7 +148,8 @@ export class TxPool {
     }
     this.counters.added++;
     if (entry.unverified) this.unverifiedHashes.add(entry.hash);
-    else this.notifyAdded(entry);
+    if (entry.holdUntil !== undefined) this.heldHashes.add(entry.hash);
+    if (this.proposable(entry)) this.notifyAdded(entry);
     return 'ok';
   }
 
@@ -154,6 +163,11 @@ export class TxPool {
     }
   }
 
+  /** Whether this node may put the entry into a block (listeners hear of an entry when it becomes so). */
+  private proposable(entry: PoolEntry): boolean {
+    return entry.unverified === undefined && entry.holdUntil === undefined;
+  }
+
   /** An unverified entry's signature verified: it may now go into a block (listeners hear of it as added). */
   markVerified(hash: string): void {
     const entry = this.byHash.get(hash);
@@ -161,7 +175,32 @@ export class TxPool {
     entry.checked = entry.unverified.checked;
     entry.unverified = undefined;
     this.unverifiedHashes.delete(hash);
-    this.notifyAdded(entry);
+    if (this.proposable(entry)) this.notifyAdded(entry);
+  }
+
+  /** Ends a held entry's hold (another validator vouched for it); nothing for any other. */
+  release(hash: string): void {
+    const entry = this.byHash.get(hash);
+    if (entry?.holdUntil === undefined) return;
+    entry.holdUntil = undefined;
+    this.heldHashes.delete(hash);
+    if (this.proposable(entry)) this.notifyAdded(entry);
+  }
+
+  /** Ends the holds that are over at `now` (pool clock); returns how many. */
+  releaseDue(now = this.now()): number {
+    const due: string[] = [];
+    // Arrival order is hold order as long as every hold is as long; a longer one only delays those behind it.
+    for (const hash of this.heldHashes) {
+      if (this.byHash.get(hash)!.holdUntil! > now) break;
+      due.push(hash);
+    }
+    for (const hash of due) this.release(hash);
+    return due.length;
+  }
+
+  get heldCount(): number {
+    return this.heldHashes.size;
   }
 
   /** Drops a pending transaction (an unverified one whose signature failed); true if it was here. */
@@ -189,7 +228,8 @@ export class TxPool {
    * The transactions for the next block, oldest first, without removing them: at most `maxTxs`
    * and `maxBytes`. With `height`, transactions that expire before it are skipped. Reaping stops
    * at the first transaction that does not fit, so that arrival order is kept; one that could
-   * never fit a block is skipped. With `addedBy`, only transactions admitted by then (pool clock).
+   * never fit a block is skipped, as are unverified and held ones. With `addedBy`, only
+   * transactions admitted by then (pool clock).
    */
   reap(maxTxs: number, maxBytes: number, height?: number, addedBy?: number): PoolEntry[] {
     const out: PoolEntry[] = [];
@@ -198,7 +238,7 @@ export class TxPool {
     for (const entry of this.byHash.values()) {
       // Arrival order: every later entry was added later still.
       if (addedBy !== undefined && entry.addedAt > addedBy) break;
-      if (entry.unverified) continue;
+      if (!this.proposable(entry)) continue;
       if (height !== undefined && entry.expires !== undefined && entry.expires < height) continue;
       if (entry.size > maxBytes) continue;
       if (bytes + entry.size > maxBytes) break;
@@ -290,6 +330,7 @@ export class TxPool {
     if (!entry) return undefined;
     this.byHash.delete(hash);
     this.unverifiedHashes.delete(hash);
+    this.heldHashes.delete(hash);
     this.totalBytes -= entry.size;
     if (entry.sender !== undefined) {
       if (entry.nonce !== undefined) this.bySenderNonce.delete(senderNonceKey(entry.sender, entry.nonce));

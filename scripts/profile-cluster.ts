@@ -1,7 +1,7 @@
 // Profiles the validators of a local kv cluster under load (diagnosis only, not part of the
 // suite): every node runs with --cpu-prof (profiles in /tmp/prof); the load comes from `goodness bench`.
 // NO_PROF=1 runs without profiling; METRICS=regex prints matching metrics summed over the nodes.
-//   npx node --import tsx scripts/profile-cluster.ts [RATE] [SECONDS] [VALIDATORS]
+//   npx node --import tsx scripts/profile-cluster.ts [RATE|max|backlog:N] [SECONDS] [VALIDATORS]
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { LocalCluster } from '../test/fixtures/cluster-process.ts';
@@ -14,7 +14,7 @@ const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, ma
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
-  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, '--rate', rate, '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate]), '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
   console.log('bench exit', r.status);
   // METRICS=regex: the matching metric series, summed over the nodes (e.g. p2p bytes per channel).
   if (process.env.METRICS) {

@@ -6,7 +6,8 @@
 // it and vouches for it (its hash), the other two admit it on the two vouchers. The forged one must never
 // commit: the designated validator refuses it at once, the other two hold it unverified for a
 // second (its vouchers never come), verify it with idle workers and drop it; each of them
-// penalises the liar. Last, a vouch that comes before its transaction is kept and counted.
+// penalises the liar. Then a vouch that comes before its transaction is kept and counted, and
+// the leader keeps a client's transaction out of its proposals until its vouch comes.
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { tcp } from '@libp2p/tcp';
@@ -127,6 +128,23 @@ test('a validator gossiping a forged transaction: it never commits, every honest
     for (const [i, n] of others.entries()) {
       assert.is(await metric(n, /^goodness_tx_vouched_total /), vouchedBefore[i]! + 1, `${n.name} took it on the early vouch and its entry's copy`);
     }
+
+    // A client's transaction at the leader whose designated verifier is the fourth validator,
+    // silent for now: the leader keeps it out of its proposals (proposed at once, the other two
+    // would each verify it, the leader counting once as sender and as proposer). Idle, the
+    // cluster would commit it within a few hundred milliseconds otherwise. The vouch lets it in.
+    const leaderIndex = (await honest[0]!.client.getConsensusStatus()).leader;
+    const leader = honest.find((n) => n.index === leaderIndex);
+    assert.ok(leader, `an honest validator leads (leader ${leaderIndex})`);
+    let held = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    while (designatedVerifiers(held.hash, leader.index, [0, 1, 2, 3])[0] !== LIAR) {
+      held = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });
+    }
+    await leader.client.sendTransaction('0x' + Buffer.from(held.bytes).toString('hex'));
+    await sleep(700);
+    for (const n of honest) assert.is(await n.client.getTransactionReceipt(held.hash), null, `${n.name}: the leader holds it while its vouch is missing`);
+    await sendOnTxs(encodeVouchBatch([Buffer.from(held.hash.slice(2), 'hex')]), honest);
+    await waitCommittedOn(honest, held.hash, 30_000);
 
     // A block later it is still nowhere.
     const later = buildTx(new Ed25519Signer(ed25519Keygen().secretKey), { chain, type: 'account.open', body: {}, nonce: randomNonce(), expires });

@@ -1,5 +1,6 @@
 // The transaction pool: every limit (count, bytes, per sender), deduplication by hash and by
-// (sender, nonce), expiry, reaping order and removal, the added hook and the stats.
+// (sender, nonce), expiry, reaping order and removal, unverified and held entries, the added
+// hook and the stats.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ADD_RESULT_RPC_CODE, TxPool, type PoolEntryInput } from '../consensus/pool.ts';
@@ -211,6 +212,55 @@ test('an unverified entry is never reaped until markVerified, which tells the ad
   assert.not.ok(pool.discard(later.hash));
   assert.is(pool.unverifiedCount, 0);
   assert.is(pool.size, 2);
+});
+
+test('a held entry is not reaped until released (a vouch) or its hold is over (releaseDue); listeners hear of it then; removal forgets the hold', () => {
+  let now = 1000;
+  const pool = new TxPool(limits, () => now);
+  const heard: string[] = [];
+  pool.onAdded((e) => heard.push(e.hash));
+  const first = entry({ holdUntil: 3000 });
+  const second = entry({ holdUntil: 3500 });
+  const third = entry({ holdUntil: 4000 });
+  const plain = entry();
+  for (const e of [first, second, third, plain]) assert.is(pool.add(e), 'ok');
+  assert.equal(heard, [plain.hash], 'held entries are not announced as proposable');
+  assert.equal(pool.reap(10, 10_000).map((e) => e.hash), [plain.hash]);
+  assert.is(pool.heldCount, 3);
+
+  pool.release(second.hash);
+  pool.release(second.hash);
+  pool.release(plain.hash);
+  assert.equal(heard, [plain.hash, second.hash], 'a release is heard once; releasing what is not held does nothing');
+  assert.equal(pool.reap(10, 10_000).map((e) => e.hash), [second.hash, plain.hash], 'arrival order kept');
+
+  now = 2999;
+  assert.is(pool.releaseDue(), 0, 'no hold is over yet');
+  now = 3000;
+  assert.is(pool.releaseDue(), 1);
+  assert.equal(heard, [plain.hash, second.hash, first.hash]);
+  assert.equal(pool.reap(10, 10_000).map((e) => e.hash), [first.hash, second.hash, plain.hash]);
+
+  assert.ok(pool.discard(third.hash));
+  assert.is(pool.heldCount, 0, 'a removed entry is no longer held');
+  now = 5000;
+  assert.is(pool.releaseDue(), 0);
+  assert.equal(heard, [plain.hash, second.hash, first.hash], 'the removed one is never announced');
+});
+
+test('an unverified entry that is also held becomes proposable only when both are over', () => {
+  const pool = new TxPool(limits, () => 0);
+  const heard: string[] = [];
+  pool.onAdded((e) => heard.push(e.hash));
+  const signature = { publicKey: 'aa', message: new Uint8Array(1), signature: 'bb' };
+  const e = entry({ checked: undefined, unverified: { checked: {}, signature, vouchers: [1] }, holdUntil: 10 });
+  pool.add(e);
+  pool.markVerified(e.hash);
+  assert.equal(heard, [], 'verified, still held');
+  assert.equal(pool.reap(10, 10_000), []);
+  pool.release(e.hash);
+  assert.equal(heard, [e.hash]);
+  assert.equal(pool.reap(10, 10_000).map((x) => x.hash), [e.hash]);
 });
 
 test.run();
