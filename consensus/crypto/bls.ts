@@ -58,12 +58,19 @@ function parseSignature(bytes: Uint8Array): blst.Signature | null {
   }
 }
 
+/** A public key parsed and subgroup-checked once: about 60 µs each time otherwise, beside 1.3 ms for a check. */
+export type ParsedBlsPublicKey = blst.PublicKey;
+
 export function blsVerify(message: Uint8Array, publicKey: Uint8Array, signature: Uint8Array): boolean {
   const pk = parsePublicKey(publicKey);
+  return pk !== null && blsVerifyParsed(message, pk, signature);
+}
+
+export function blsVerifyParsed(message: Uint8Array, publicKey: ParsedBlsPublicKey, signature: Uint8Array): boolean {
   const sig = parseSignature(signature);
-  if (!pk || !sig) return false;
+  if (!sig) return false;
   try {
-    return blst.verify(message, pk, sig);
+    return blst.verify(message, publicKey, sig);
   } catch {
     return false;
   }
@@ -86,17 +93,21 @@ export function blsAggregateSignatures(signatures: Uint8Array[]): Uint8Array | n
  * keys (all signed the same message). Safe only for keys with a checked proof of possession.
  */
 export function blsFastAggregateVerify(message: Uint8Array, publicKeys: Uint8Array[], aggregate: Uint8Array): boolean {
-  if (publicKeys.length === 0) return false;
-  const sig = parseSignature(aggregate);
-  if (!sig) return false;
-  const pks: blst.PublicKey[] = [];
+  const pks: ParsedBlsPublicKey[] = [];
   for (const k of publicKeys) {
     const pk = parsePublicKey(k);
     if (!pk) return false;
     pks.push(pk);
   }
+  return blsFastAggregateVerifyParsed(message, pks, aggregate);
+}
+
+export function blsFastAggregateVerifyParsed(message: Uint8Array, publicKeys: ParsedBlsPublicKey[], aggregate: Uint8Array): boolean {
+  if (publicKeys.length === 0) return false;
+  const sig = parseSignature(aggregate);
+  if (!sig) return false;
   try {
-    return blst.fastAggregateVerify(message, pks, sig);
+    return blst.fastAggregateVerify(message, publicKeys, sig);
   } catch {
     return false;
   }

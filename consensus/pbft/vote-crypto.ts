@@ -3,8 +3,8 @@
 // signature library directly.
 import { createHmac } from 'node:crypto';
 import type { Validator } from '../chain/types.ts';
-import { BlsSigner, blsAggregateSignatures, blsFastAggregateVerify, blsVerify } from '../crypto/bls.ts';
-import { from0x, sha256, utf8 } from '../crypto/encoding.ts';
+import { BlsSigner, blsAggregateSignatures, blsFastAggregateVerifyParsed, blsVerifyParsed, parsePublicKey, type ParsedBlsPublicKey } from '../crypto/bls.ts';
+import { bytesEqual, from0x, sha256, utf8 } from '../crypto/encoding.ts';
 
 export interface VoteCrypto {
   /** Signs with this replica's own key. */
@@ -69,9 +69,22 @@ export class BlsVoteCrypto implements VoteCrypto {
     return this.signer.sign(message);
   }
 
+  /** Validator keys as parsed once: a block's checks would otherwise parse about ten. */
+  private readonly parsedKeys = new Map<number, { bytes: Uint8Array; key: ParsedBlsPublicKey | null }>();
+
+  private keyOf(index: number): ParsedBlsPublicKey | null {
+    const bytes = this.publicKeyOf(index);
+    if (!bytes) return null;
+    const known = this.parsedKeys.get(index);
+    if (known && (known.bytes === bytes || bytesEqual(known.bytes, bytes))) return known.key;
+    const key = parsePublicKey(bytes);
+    this.parsedKeys.set(index, { bytes, key });
+    return key;
+  }
+
   verify(index: number, message: Uint8Array, signature: Uint8Array): boolean {
-    const key = this.publicKeyOf(index);
-    return key !== undefined && blsVerify(message, key, signature);
+    const key = this.keyOf(index);
+    return key !== null && blsVerifyParsed(message, key, signature);
   }
 
   aggregate(signatures: Uint8Array[]): Uint8Array | null {
@@ -80,13 +93,13 @@ export class BlsVoteCrypto implements VoteCrypto {
 
   verifyAggregate(indexes: number[], message: Uint8Array, aggregate: Uint8Array): boolean {
     if (indexes.length === 0 || !distinct(indexes)) return false;
-    const keys: Uint8Array[] = [];
+    const keys: ParsedBlsPublicKey[] = [];
     for (const i of indexes) {
-      const key = this.publicKeyOf(i);
+      const key = this.keyOf(i);
       if (!key) return false;
       keys.push(key);
     }
-    return blsFastAggregateVerify(message, keys, aggregate);
+    return blsFastAggregateVerifyParsed(message, keys, aggregate);
   }
 }
 
