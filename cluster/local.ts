@@ -267,6 +267,23 @@ export function metricTotal(text: string, name: string): number | null {
   return total;
 }
 
+/** Every series of one metric summed by the value of one of its labels (series without it are left out). */
+export function metricByLabel(text: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    // The label as a whole name: right after the brace or a comma.
+    let at = line.indexOf(`{${label}="`, name.length);
+    if (at < 0) at = line.indexOf(`,${label}="`, name.length);
+    if (at < 0) continue;
+    const valueAt = at + label.length + 3;
+    const key = line.slice(valueAt, line.indexOf('"', valueAt));
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) out.set(key, (out.get(key) ?? 0) + value);
+  }
+  return out;
+}
+
 /** A node's /metrics text; null when it does not answer within `timeoutMs`. */
 export async function metricsText(rpc: string, timeoutMs = RPC_TIMEOUT_MS): Promise<string | null> {
   try {

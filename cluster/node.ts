@@ -53,6 +53,9 @@ const IDLE_VERIFY_AFTER_MS = 1_000;
 /** the verifier backlog under which a non-leader verifies vouched entries anyway (idle workers) */
 const VOUCHED_IDLE_BACKLOG = 64;
 const VOUCHED_PER_TICK = 512;
+/** Why a node asks for a signature check (goodness_signature_check_requests_total). */
+const CHECK_REASONS = ['client', 'designated', 'peer', 'block-unvouched', 'block-fetched', 'vouchers-late', 'idle'] as const;
+type CheckReason = (typeof CHECK_REASONS)[number];
 /** A transaction larger than this is refused at admission (a block must hold many). */
 export const MAX_TX_BYTES = 64 * 1024;
 
@@ -97,6 +100,8 @@ export class GoodnessNode {
   private readonly admissions: Counter<'result'>;
   /** transactions known valid here on f + 1 validators' word, without a signature check (vouching.ts) */
   private readonly vouched: Counter;
+  /** goodness_signature_check_requests_total, one child per reason (labels looked up once) */
+  private readonly checkRequests: Record<CheckReason, Counter.Internal>;
 
   constructor(readonly o: NodeOptions) {
     // Every line carries a component: a child of a child with the same key would print it twice.
@@ -109,6 +114,13 @@ export class GoodnessNode {
     this.verifier = o.verifierThreads === 0 ? new InlineVerifier() : new WorkerVerifier(o.verifierThreads);
     this.vouched = new Counter({ name: 'goodness_tx_vouched_total', help: 'transactions this node took as valid on f + 1 validators\' vouchers, without checking their signatures', registers: [this.registry] });
     this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
+    const requests = new Counter({
+      name: 'goodness_signature_check_requests_total',
+      help: 'signature checks this node asked its verifier for, by reason: client (a client\'s transaction), designated (a peer\'s that this node vouches for), peer (a peer\'s, without vouching), block-unvouched (a proposal\'s pooled transaction short of vouchers), block-fetched (a proposal\'s transaction this node did not have), vouchers-late (a leader\'s, its vouchers 2 s late), idle (unvouched for 1 s, workers idle)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.checkRequests = Object.fromEntries(CHECK_REASONS.map((r) => [r, requests.labels(r)])) as Record<CheckReason, Counter.Internal>;
   }
 
   get rpcUrl(): string {
@@ -352,6 +364,7 @@ export class GoodnessNode {
     if (check.signature && !deferred) {
       if (!this.verifier.canAcceptWork(from)) return { ok: false, error: 'pool-full', log: 'signature verification is saturated: back off and retry' };
       waiting.signature = check.signature;
+      this.checkRequests[from === 'client' ? 'client' : action === 'verify-and-vouch' ? 'designated' : 'peer'].inc();
       if (!(await this.verifier.verify(check.signature, from))) return { ok: false, error: 'refused', code: Code.BAD_SIGNATURE, log: 'signature does not verify under tx.from' };
     }
     const unverified = deferred ? { checked: check.checked, signature: check.signature!, vouchers: [peer!] } : undefined;
@@ -400,13 +413,16 @@ export class GoodnessNode {
           tx.checked = unverified.checked;
           this.pool.markVerified(tx.hash);
           this.vouched.inc();
-        } else verifying.push(this.verifyPooled(pooled, 'block').then((ok) => void (ok && (tx.checked = unverified.checked))));
+        } else verifying.push(this.verifyPooled(pooled, 'block', 'block-unvouched').then((ok) => void (ok && (tx.checked = unverified.checked))));
         continue;
       }
       const check = this.machine.checkTx(tx.bytes, { height, hash: tx.hash });
       if (!check.ok) continue;
       if (!check.signature) tx.checked = check.checked;
-      else verifying.push(this.verifier.verify(check.signature, 'block').then((ok) => void (ok && (tx.checked = check.checked))));
+      else {
+        this.checkRequests['block-fetched'].inc();
+        verifying.push(this.verifier.verify(check.signature, 'block').then((ok) => void (ok && (tx.checked = check.checked))));
+      }
     }
     await Promise.all(verifying);
   }
@@ -475,19 +491,20 @@ export class GoodnessNode {
     if (this.pool.unverifiedCount === 0) return;
     const { view, leader } = this.vouchView();
     if (view.me >= 0 && view.me === leader) {
-      for (const entry of this.pool.unverified(this.pool.unverifiedCount, Date.now() - VOUCHERS_WAIT_MS)) void this.verifyPooled(entry, 'peer');
+      for (const entry of this.pool.unverified(this.pool.unverifiedCount, Date.now() - VOUCHERS_WAIT_MS)) void this.verifyPooled(entry, 'peer', 'vouchers-late');
     }
     if (this.verifier.backlog() > VOUCHED_IDLE_BACKLOG) return;
-    for (const entry of this.pool.unverified(VOUCHED_PER_TICK, Date.now() - IDLE_VERIFY_AFTER_MS)) void this.verifyPooled(entry, 'peer');
+    for (const entry of this.pool.unverified(VOUCHED_PER_TICK, Date.now() - IDLE_VERIFY_AFTER_MS)) void this.verifyPooled(entry, 'peer', 'idle');
   }
 
   /**
    * Verifies a pooled unverified transaction: it becomes proposable, or it leaves the pool and
    * every validator that vouched for it is penalised (an honest one sends only what it verified).
    */
-  private async verifyPooled(entry: PoolEntry, priority: VerifyPriority): Promise<boolean> {
+  private async verifyPooled(entry: PoolEntry, priority: VerifyPriority, reason: CheckReason): Promise<boolean> {
     const unverified = entry.unverified;
     if (!unverified) return true;
+    if (!unverified.verifying) this.checkRequests[reason].inc();
     unverified.verifying = true;
     const ok = await this.verifier.verify(unverified.signature, priority);
     if (this.pool.get(entry.hash) !== entry || entry.unverified !== unverified) return ok;

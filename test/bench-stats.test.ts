@@ -93,6 +93,10 @@ test("signature checks per committed transaction: from the nodes' counters, with
   assert.is(counted.committed, 4);
   assert.is(counted.signatureChecksPerTx, 2.25);
   assert.ok(counted.notes.some((n) => n.includes('signature checks: 2.25 per committed transaction over the 4 validators')), counted.notes.join('\n'));
+  assert.is(counted.signatureCheckReasonsPerTx, undefined, 'no reasons read, none reported');
+  const why = analyzeRun(driveResult(), { ...meta, signatureChecks: 9, signatureCheckReasons: { client: 4, designated: 4, idle: 1, 'block-fetched': 0 } });
+  assert.equal(why.signatureCheckReasonsPerTx, { client: 1, designated: 1, idle: 0.25 }, 'per committed transaction, the ones that asked for nothing left out');
+  assert.ok(why.notes.some((n) => n.endsWith('asked for by reason: client 1.00, designated 1.00, idle 0.25')), why.notes.join('\n'));
   assert.is(analyzeRun(driveResult(), { ...meta, signatureChecks: null }).signatureChecksPerTx, null, 'a node whose metrics could not be read');
   assert.is(analyzeRun(driveResult(), meta).signatureChecksPerTx, undefined, 'not counted (unsigned, or not every validator)');
 });

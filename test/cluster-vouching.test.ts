@@ -102,6 +102,9 @@ test('a validator gossiping a forged transaction: it never commits, every honest
       if (designated.includes(n.index)) assert.equal([refused, dropped], [1, 0], `${n.name} verified it at admission and refused it`);
       else assert.equal([refused, dropped], [0, 1], `${n.name} admitted it unverified, then dropped it`);
       assert.ok((await metric(n, new RegExp(`^goodness_p2p_peer_score\\{peer="${LIAR}"\\}`))) < 100, `${n.name} penalised the liar`);
+      // Why each checked the forged one (goodness_signature_check_requests_total).
+      const reason = designated.includes(n.index) ? 'designated' : 'idle';
+      assert.ok((await metric(n, new RegExp(`^goodness_signature_check_requests_total\\{reason="${reason}"\\}`))) >= 1, `${n.name} counts a check as ${reason}`);
       assert.is(await metric(n, /^goodness_pool_transactions /), 0, `${n.name}'s pool is empty`);
     }
     // The valid one was verified by its designated validator only; the other two took it on vouchers.

@@ -10,7 +10,7 @@ import { Histogram, Registry } from 'prom-client';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ago, statusTable } from '../cluster/cli.ts';
-import { metricTotal } from '../cluster/local.ts';
+import { metricByLabel, metricTotal } from '../cluster/local.ts';
 import { COMMIT_LATENCY_BUCKETS } from '../cluster/node-metrics.ts';
 import { sha256, to0x, utf8 } from '../consensus/crypto/encoding.ts';
 import { consensusMessageType } from '../consensus/pbft-engine.ts';
@@ -96,6 +96,21 @@ test('metricTotal sums every series of one metric and only that metric', () => {
   assert.is(metricTotal(text, 'goodness_view_changes_total'), 3);
   assert.is(metricTotal(text, 'goodness_view'), 7);
   assert.is(metricTotal(text, 'goodness_missing'), null);
+});
+
+test('metricByLabel sums one metric\'s series by one label, leaving out series without it and other metrics', () => {
+  const text = [
+    '# TYPE goodness_signature_check_requests_total counter',
+    'goodness_signature_check_requests_total{reason="client"} 5',
+    'goodness_signature_check_requests_total{node="a",reason="idle"} 2',
+    'goodness_signature_check_requests_total{reason="client"} 1',
+    'goodness_signature_check_requests_total{node="b"} 9',
+    'goodness_signature_check_requests_total{subreason="client"} 50',
+    'goodness_signature_check_requests_total_other{reason="client"} 100',
+    'goodness_signature_checks_total 40',
+  ].join('\n');
+  assert.equal([...metricByLabel(text, 'goodness_signature_check_requests_total', 'reason')], [['client', 6], ['idle', 2]]);
+  assert.equal(metricByLabel(text, 'goodness_missing', 'reason').size, 0);
 });
 
 test('cluster status table: the new columns, and - where a node does not answer', () => {

@@ -35,6 +35,8 @@ export interface RunReport {
    * metrics could not be read, or for an unsigned workload.
    */
   signatureChecksPerTx?: number | null;
+  /** the checks the nodes asked for, by why (goodness_signature_check_requests_total), per committed transaction */
+  signatureCheckReasonsPerTx?: Record<string, number>;
   /** set when the run did not happen: why */
   skipped?: string;
   rate: RateSpec;
@@ -95,6 +97,8 @@ export interface RunMeta {
   boundBy: string;
   /** goodness_signature_checks_total summed over the nodes during the run, when read */
   signatureChecks?: number | null;
+  /** goodness_signature_check_requests_total by reason, summed over the nodes during the run */
+  signatureCheckReasons?: Record<string, number>;
 }
 
 /**
@@ -184,12 +188,18 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
   };
 }
 
-function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx'> {
+function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx' | 'signatureCheckReasonsPerTx'> {
   if (meta.signatureChecks === undefined) return {};
   if (meta.signatureChecks === null || committed === 0) return { signatureChecksPerTx: null };
-  const perTx = Math.round((meta.signatureChecks / committed) * 100) / 100;
-  notes.push(`signature checks: ${perTx} per committed transaction over the ${meta.validators} validator${meta.validators === 1 ? '' : 's'} (the bound counts ${meta.validators}: one per validator)`);
-  return { signatureChecksPerTx: perTx };
+  const round = (n: number) => Math.round((n / committed) * 100) / 100;
+  const perTx = round(meta.signatureChecks);
+  // Most first; reasons that asked for nothing in this run are left out.
+  const reasons = Object.entries(meta.signatureCheckReasons ?? {})
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const why = reasons.length > 0 ? `; asked for by reason: ${reasons.map(([r, n]) => `${r} ${round(n).toFixed(2)}`).join(', ')}` : '';
+  notes.push(`signature checks: ${perTx} per committed transaction over the ${meta.validators} validator${meta.validators === 1 ? '' : 's'} (the bound counts ${meta.validators}: one per validator)${why}`);
+  return { signatureChecksPerTx: perTx, ...(reasons.length > 0 ? { signatureCheckReasonsPerTx: Object.fromEntries(reasons.map(([r, n]) => [r, round(n)])) } : {}) };
 }
 
 /** A run that could not happen, with the reason, in the same shape. */

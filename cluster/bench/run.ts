@@ -6,7 +6,7 @@ import { drive, TxState } from './driver.ts';
 import type { Limits } from './limits.ts';
 import { ProgressPrinter, type ProgressOptions } from './progress.ts';
 import { describeRate, type RateSpec } from './rate.ts';
-import { metricsText, metricTotal } from '../local.ts';
+import { metricByLabel, metricsText, metricTotal } from '../local.ts';
 import { fetchReceipts, waitForHeight } from './receipts.ts';
 import { analyzeRun, type RunReport } from './report.ts';
 import type { Workload } from './workloads/types.ts';
@@ -120,25 +120,28 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
       });
     }
     const checksAfter = countChecks ? await signatureChecks(o.urls) : null;
-    const signatureChecksDone = !countChecks ? undefined : checksBefore === null || checksAfter === null ? null : checksAfter - checksBefore;
-    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, signatureChecks: signatureChecksDone }, executionRejected);
+    const counted = countChecks && checksBefore !== null && checksAfter !== null;
+    const signatureChecksDone = !countChecks ? undefined : counted ? checksAfter.total - checksBefore.total : null;
+    const signatureCheckReasons = counted ? Object.fromEntries([...checksAfter.byReason].map(([reason, n]) => [reason, n - (checksBefore.byReason.get(reason) ?? 0)])) : undefined;
+    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, signatureChecks: signatureChecksDone, signatureCheckReasons }, executionRejected);
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }
 }
 
-/** goodness_signature_checks_total summed over the nodes' /metrics; null if one cannot be read. */
-async function signatureChecks(urls: string[]): Promise<number | null> {
-  const totals = await Promise.all(
-    urls.map(async (url) => {
-      const text = await metricsText(url, 10_000);
-      return text === null ? null : metricTotal(text, 'goodness_signature_checks_total');
-    }),
-  );
-  let sum = 0;
-  for (const t of totals) {
-    if (t === null) return null;
-    sum += t;
+/**
+ * goodness_signature_checks_total summed over the nodes' /metrics, and the checks they asked for
+ * by reason (goodness_signature_check_requests_total); null if a node's cannot be read.
+ */
+async function signatureChecks(urls: string[]): Promise<{ total: number; byReason: Map<string, number> } | null> {
+  const texts = await Promise.all(urls.map((url) => metricsText(url, 10_000)));
+  let total = 0;
+  const byReason = new Map<string, number>();
+  for (const text of texts) {
+    const t = text === null ? null : metricTotal(text, 'goodness_signature_checks_total');
+    if (text === null || t === null) return null;
+    total += t;
+    for (const [reason, n] of metricByLabel(text, 'goodness_signature_check_requests_total', 'reason')) byReason.set(reason, (byReason.get(reason) ?? 0) + n);
   }
-  return sum;
+  return { total, byReason };
 }
