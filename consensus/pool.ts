@@ -24,8 +24,9 @@ export interface PoolEntryInput {
   unverified?: UnverifiedTx;
   /**
    * This node does not propose the transaction before then (ms, pool clock) unless `release`
-   * comes first. A node holds what its own clients gave it until another validator vouches for
-   * it (cluster/node.ts): proposed at once, it would make every other replica verify it.
+   * comes first. A node holds what its own clients gave it until the validators designated to
+   * verify it vouch for it (cluster/node.ts): proposed at once, it would make the other replicas
+   * verify it.
    */
   holdUntil?: number;
 }
@@ -178,7 +179,7 @@ export class TxPool {
     if (this.proposable(entry)) this.notifyAdded(entry);
   }
 
-  /** Ends a held entry's hold (another validator vouched for it); nothing for any other. */
+  /** Ends a held entry's hold (its vouches came); nothing for any other. */
   release(hash: string): void {
     const entry = this.byHash.get(hash);
     if (entry?.holdUntil === undefined) return;
