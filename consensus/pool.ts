@@ -190,14 +190,15 @@ export class TxPool {
 
   /** Ends the holds that are over at `now` (pool clock); returns how many. */
   releaseDue(now = this.now()): number {
-    const due: string[] = [];
-    // Arrival order is hold order as long as every hold is as long; a longer one only delays those behind it.
+    let released = 0;
+    // Arrival order is hold order as long as every hold is as long; a longer one only delays those
+    // behind it. Deleting the entry being visited from a Set does not disturb the iteration.
     for (const hash of this.heldHashes) {
       if (this.byHash.get(hash)!.holdUntil! > now) break;
-      due.push(hash);
+      this.release(hash);
+      released++;
     }
-    for (const hash of due) this.release(hash);
-    return due.length;
+    return released;
   }
 
   get heldCount(): number {
