@@ -30,7 +30,7 @@ test('consensusMessageType reads the type from the second byte of every encoding
   const all: Message[] = [
     { type: 'pre-prepare', view: 0, height: 1, hash: H, parentHash: H, payload: new Uint8Array(3), sig: SIG },
     { type: 'prepare', view: 0, height: 1, hash: H, digest: H, sig: SIG },
-    { type: 'precommit', view: 0, height: 1, hash: H, sig: SIG },
+    { type: 'precommit', view: 0, height: 1, hash: H },
     { type: 'commit', height: 1, hash: H, sig: SIG },
     vc,
     { type: 'new-view', view: 1, viewChanges: [vc], reproposals: [], sig: SIG },

@@ -72,7 +72,7 @@ test('messages: every type round-trips through its byte encoding', () => {
   const all: Message[] = [
     pp,
     { type: 'prepare', view: 3, height: 7, hash: pp.hash, digest: GENESIS, sig: new Uint8Array(32).fill(1) },
-    { type: 'precommit', view: 3, height: 7, hash: pp.hash, sig: new Uint8Array(96).fill(2) },
+    { type: 'precommit', view: 3, height: 7, hash: pp.hash },
     { type: 'commit', height: 7, hash: pp.hash, sig: new Uint8Array(32).fill(3) },
     vcFull,
     nv,
@@ -136,7 +136,7 @@ test('records: each kind round-trips, so a restart reads back what was written',
 
 // ---------------------------------------------------------------------------------------------
 
-test('pre-prepare: accepted from the leader on the committed tip; refused from others, forged, off the chain, twice, or far ahead', () => {
+test('pre-prepare: accepted from the leader on the committed tip; refused from others, off the chain, twice, or far ahead', () => {
   const r = fresh(1);
   r.step({ type: 'start' }, 0);
   const leader = keyring.cryptoFor(0);
@@ -147,7 +147,6 @@ test('pre-prepare: accepted from the leader on the committed tip; refused from o
 
   const drops = (ready: Ready) => ready.dropped.map((d) => d.reason);
   assert.equal(drops(msg(fresh(1), 2, prePrepare(keyring.cryptoFor(2), 0, 1, GENESIS, 2))), ['wrong-leader']);
-  assert.equal(drops(msg(fresh(1), 0, prePrepare(forger, 0, 1, GENESIS, 3))), ['bad-signature']);
   assert.equal(drops(msg(fresh(1), 0, prePrepare(leader, 0, 1, good.hash, 4))), ['bad-parent'], 'height 1 must extend genesis');
   const second = msg(r, 0, prePrepare(leader, 0, 1, GENESIS, 5));
   assert.equal(drops(second), ['equivocation'], 'a second block for one (view, height)');
@@ -186,6 +185,43 @@ test('quorum: PREPAREs are checked together at quorum; a bad one is dropped and 
   const good = msg(r, 3, prep(keyring.cryptoFor(3)));
   assert.equal(sentOf(good, 'precommit').length, 1, 'three good PREPAREs (the pre-prepare counts as the leader\'s): prepared');
   assert.equal(good.persist.map((p) => p.kind).sort(), ['precommit', 'prepared']);
+});
+
+test('quorum: a pre-prepare with a forged signature is executed (the channel says the leader sent it), but its vote fails at quorum and the replicas prepare without it', () => {
+  const r = fresh(1);
+  const forged = prePrepare(forger, 0, 1, GENESIS, 1);
+  const digest = contentDigest(GENESIS, forged.payload);
+  const accepted = msg(r, 0, forged);
+  assert.equal(accepted.dropped, [], 'its signature is not checked on arrival');
+  assert.equal(accepted.validate.map((v) => v.hash), [forged.hash]);
+  assert.equal(sentOf(r.step({ type: 'validated', height: 1, hash: forged.hash, ok: true }, 0), 'prepare').length, 1);
+  const prep = (i: number) => ({ type: 'prepare' as const, view: 0, height: 1, hash: forged.hash, digest, sig: keyring.cryptoFor(i).sign(prepareSigningBytes(CHAIN, 0, 1, forged.hash, digest)) });
+  const third = msg(r, 2, prep(2));
+  assert.equal(third.dropped.map((d) => [d.from, d.reason, d.fault]), [[0, 'bad-signature', true]], 'leader + self + replica 2 reach 3: the aggregate fails, one by one the leader\'s is the bad one');
+  assert.equal(sentOf(third, 'precommit'), [], 'two good votes are not a quorum');
+  const fourth = msg(r, 3, prep(3));
+  const precommits = sentOf(fourth, 'precommit');
+  assert.equal(precommits.length, 1, 'the three replicas\' PREPAREs prepare the block');
+  const prepared = fourth.persist.find((p) => p.kind === 'prepared');
+  assert.equal(prepared?.kind === 'prepared' && prepared.cert.signers, [1, 2, 3], 'the certificate leaves the leader out');
+  assert.equal(msg(r, 0, prep(0)).dropped.map((d) => d.reason), [], 'the leader is not heard again at this (view, height): its vote there failed');
+});
+
+test('decided: a quorum of PRECOMMITs, which carry no signature (the channel authenticates them); a non-member\'s does not count, a second one for another block is equivocation', () => {
+  const r = fresh(1);
+  const p1 = prePrepare(keyring.cryptoFor(0), 0, 1, GENESIS, 1);
+  const digest = contentDigest(GENESIS, p1.payload);
+  msg(r, 0, p1);
+  r.step({ type: 'validated', height: 1, hash: p1.hash, ok: true }, 0);
+  const prepared = msg(r, 2, { type: 'prepare', view: 0, height: 1, hash: p1.hash, digest, sig: keyring.cryptoFor(2).sign(prepareSigningBytes(CHAIN, 0, 1, p1.hash, digest)) });
+  assert.equal(sentOf(prepared, 'precommit'), [{ type: 'precommit', view: 0, height: 1, hash: p1.hash }]);
+  const precommit = (hash: Hash) => ({ type: 'precommit' as const, view: 0, height: 1, hash });
+  assert.equal(sentOf(msg(r, 9, precommit(p1.hash)), 'commit'), [], 'from a non-member: refused');
+  assert.equal(sentOf(msg(r, 0, precommit(p1.hash)), 'commit'), [], 'self and the leader: two, not a quorum');
+  const other = block(GENESIS, 1, 2).hash;
+  assert.equal(msg(r, 0, precommit(other)).dropped.map((d) => d.reason), ['equivocation']);
+  const decided = msg(r, 2, precommit(p1.hash));
+  assert.equal(sentOf(decided, 'commit').map((m) => m.type === 'commit' && m.hash), [p1.hash], 'a quorum: decided, and the replica signs its COMMIT');
 });
 
 test('no double vote after a restart: the persisted vote binds the replica to its block', () => {

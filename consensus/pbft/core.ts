@@ -9,7 +9,6 @@ import {
   decodeMessage,
   encodeMessage,
   newViewSigningBytes,
-  precommitSigningBytes,
   prepareSigningBytes,
   stripPayloads,
   viewChangeSigningBytes,
@@ -42,7 +41,7 @@ import type {
 } from './types.ts';
 import { DEFAULT_LIMITS, emptyReady } from './types.ts';
 import { checkCommitCert, checkNewView, checkViewChange, kthLargest, leaderOf, maxFaulty, quorumSize, selectReproposals, type CheckContext, type CheckedNewView } from './view-change.ts';
-import { VoteTable } from './votes.ts';
+import { unsignedVote, VoteTable } from './votes.ts';
 
 /** A block as its content: two payloads under one hash are two entries (one of them is fake). */
 interface BlockInfo {
@@ -650,12 +649,14 @@ export class Replica {
       if (!prev) return this.defer(from, m);
       if (prev.hash !== m.parentHash) return this.drop(from, 'bad-parent', true, `height ${h} on ${m.parentHash}, the pre-prepare at ${h - 1} is ${prev.hash} (view ${prev.view})`);
     }
-    if (!this.config.crypto.verify(from, prepareSigningBytes(this.chainTag, m.view, h, m.hash, digest), m.sig)) return this.drop(from, 'bad-signature', true);
     slot.pp = { view: m.view, hash: m.hash, digest, from };
     this.noteLeaderProposal(m.view, h);
     this.addBlock(slot, { height: h, hash: m.hash, parentHash: m.parentHash, digest, payload: m.payload });
-    // The leader's pre-prepare is its PREPARE: same signing bytes, already checked.
-    const leaderVote = { key: m.hash + digest, hash: m.hash, digest, sig: m.sig, verified: true };
+    // The leader's pre-prepare is its PREPARE (same signing bytes). The channel says it came from
+    // the leader, so it is accepted before its signature is checked: the signature is checked
+    // with the other PREPAREs at quorum (one aggregate check, not one pairing more per block),
+    // and a bad one then counts for nothing, like a bad PREPARE (README.md, "Normal case").
+    const leaderVote = { key: m.hash + digest, hash: m.hash, digest, sig: m.sig, verified: false };
     if (slot.prepares.add(from, leaderVote) === 'conflict') slot.prepares.replace(from, leaderVote);
     this.replayNeeded = true;
     this.touch();
@@ -670,7 +671,7 @@ export class Replica {
 
   private onPrecommit(from: number, m: Precommit): void {
     if (!this.admit(from, m)) return;
-    const r = this.slot(m.height).precommits.add(from, { key: m.hash, hash: m.hash, sig: m.sig, verified: false });
+    const r = this.slot(m.height).precommits.add(from, unsignedVote(m.hash));
     if (r === 'conflict') this.drop(from, 'equivocation', true, `two precommits at view ${m.view} height ${m.height}`);
     else if (r === 'added') this.touch();
   }
@@ -883,7 +884,7 @@ export class Replica {
         const p = slot.prepares.get(this.me);
         if (p && !(slot.ppMsg && slot.ppMsg.hash === p.hash)) this.broadcast({ type: 'prepare', view: this.view, height: h, hash: p.hash, digest: p.digest!, sig: p.sig });
         const pc = slot.precommits.get(this.me);
-        if (pc) this.broadcast({ type: 'precommit', view: this.view, height: h, hash: pc.hash, sig: pc.sig });
+        if (pc) this.broadcast({ type: 'precommit', view: this.view, height: h, hash: pc.hash });
       }
     }
     // COMMITs are view-independent: a replica changing view still helps finish decided blocks.
@@ -1032,14 +1033,13 @@ export class Replica {
     const h = slot.height;
     const mine = this.myPrecommit.get(h);
     if (mine && mine.view === this.view && mine.hash !== b.hash) return;
-    const sig = this.config.crypto.sign(precommitSigningBytes(this.chainTag, this.view, h, b.hash));
     if (!mine || mine.view !== this.view) {
       this.myPrecommit.set(h, { view: this.view, hash: b.hash });
       this.persist({ kind: 'precommit', height: h, view: this.view, hash: b.hash });
     }
-    slot.precommits.add(this.me, { key: b.hash, hash: b.hash, sig, verified: true });
+    slot.precommits.add(this.me, unsignedVote(b.hash));
     slot.lastActivity = this.now;
-    this.broadcast({ type: 'precommit', view: this.view, height: h, hash: b.hash, sig });
+    this.broadcast({ type: 'precommit', view: this.view, height: h, hash: b.hash });
     this.touch();
   }
 
@@ -1050,8 +1050,7 @@ export class Replica {
     const set = this.setAt(h)!;
     const q = quorumSize(set.length);
     for (const key of slot.precommits.keysWithAtLeast(q)) {
-      const msg = precommitSigningBytes(this.chainTag, this.view, h, key);
-      if (slot.precommits.verifiedQuorum(key, q, set, this.config.crypto, msg, (s) => this.drop(s, 'bad-signature', true, `precommit at ${h}`))) {
+      if (slot.precommits.authenticatedQuorum(key, q, set)) {
         this.markDecided(h, key, this.view);
         return;
       }

@@ -271,7 +271,6 @@ export function encodeMessage(m: Message): Uint8Array {
       w.u64(m.view);
       w.u64(m.height);
       w.hash(m.hash);
-      w.short(m.sig);
       break;
     case 'commit':
       w.u64(m.height);
@@ -352,9 +351,7 @@ function readBody(r: Reader, type: number): Message {
     }
     case 3: {
       const { view, height } = readHeightView(r);
-      const hash = r.hash();
-      const sig = r.sig();
-      return { type: 'precommit', view, height, hash, sig };
+      return { type: 'precommit', view, height, hash: r.hash() };
     }
     case 4: {
       const height = r.u64();
@@ -400,7 +397,6 @@ function readBody(r: Reader, type: number): Message {
 
 const enc = (s: string) => utf8(s);
 const D_PREPARE = enc('goodness/pbft/prepare/v1');
-const D_PRECOMMIT = enc('goodness/pbft/precommit/v1');
 const D_VIEW_CHANGE = enc('goodness/pbft/view-change/v1');
 const D_NEW_VIEW = enc('goodness/pbft/new-view/v1');
 const D_CONTENT = enc('goodness/pbft/content/v1');
@@ -422,10 +418,6 @@ export function contentDigest(parentHash: Hash, payload: Uint8Array): Hash {
 
 export function prepareSigningBytes(chain: Uint8Array, view: number, height: number, hash: Hash, digest: Hash): Uint8Array {
   return sha256(concatBytes(D_PREPARE, chain, u64Bytes(view), u64Bytes(height), hashBytes(hash), hashBytes(digest)));
-}
-
-export function precommitSigningBytes(chain: Uint8Array, view: number, height: number, hash: Hash): Uint8Array {
-  return sha256(concatBytes(D_PRECOMMIT, chain, u64Bytes(view), u64Bytes(height), hashBytes(hash)));
 }
 
 /** chain.md: SHA-256("goodness/commit/v1" || blockHash). */

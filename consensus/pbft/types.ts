@@ -33,13 +33,15 @@ export interface Prepare {
   sig: Uint8Array;
 }
 
-/** "I hold a prepared certificate for `hash` at (view, height)." Classic PBFT's COMMIT. */
+/**
+ * "I hold a prepared certificate for `hash` at (view, height)." Classic PBFT's COMMIT. Unsigned:
+ * the channel authenticates its sender, and no one ever shows it to a third party (README.md).
+ */
 export interface Precommit {
   type: 'precommit';
   view: number;
   height: number;
   hash: Hash;
-  sig: Uint8Array;
 }
 
 /**

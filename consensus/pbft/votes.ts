@@ -1,7 +1,8 @@
 // The votes of one kind at one (view, height): one per validator, checked lazily. A vote is
 // stored unverified; once the votes for one content could reach a quorum they are verified
 // together (one aggregate check, one by one only if it fails), so the common case costs one
-// pairing per quorum instead of one per vote.
+// pairing per quorum instead of one per vote. PRECOMMITs carry no signature: the channel
+// authenticates their sender, and they are never shown to anyone else (README.md).
 import { verifyMany, type VoteCrypto } from './vote-crypto.ts';
 
 export interface Vote {
@@ -12,6 +13,12 @@ export interface Vote {
   sig: Uint8Array;
   verified: boolean;
 }
+
+/** A PRECOMMIT: authenticated by the channel it came on (or this replica's own), nothing to verify. */
+export function unsignedVote(hash: string): Vote {
+  return { key: hash, hash, sig: NO_SIGNATURE, verified: true };
+}
+const NO_SIGNATURE = new Uint8Array(0);
 
 export type AddResult = 'added' | 'duplicate' | 'conflict' | 'banned';
 
@@ -81,6 +88,12 @@ export class VoteTable {
       });
     }
     const signers = matching.filter(([, v]) => v.verified).map(([s]) => s).sort((a, b) => a - b);
+    return signers.length >= quorum ? signers : null;
+  }
+
+  /** The members voting for `key`, ascending, when they make a quorum (votes the channel authenticated: unsignedVote). */
+  authenticatedQuorum(key: string, quorum: number, members: readonly number[]): number[] | null {
+    const signers = [...this.votes].filter(([s, v]) => v.key === key && members.includes(s)).map(([s]) => s).sort((a, b) => a - b);
     return signers.length >= quorum ? signers : null;
   }
 

@@ -7,7 +7,6 @@ import {
   contentDigest,
   decodeMessage,
   encodeMessage,
-  precommitSigningBytes,
   prepareSigningBytes,
   viewChangeSigningBytes,
 } from '../../consensus/pbft/messages.ts';
@@ -73,7 +72,7 @@ function conflictingVote(ctx: ByzContext, msg: Message, hash: Hash, digest?: Has
       return { type: 'prepare', view: msg.view, height: msg.height, hash, digest: d, sig: ctx.crypto.sign(prepareSigningBytes(ctx.chainTag, msg.view, msg.height, hash, d)) };
     }
     case 'precommit':
-      return { type: 'precommit', view: msg.view, height: msg.height, hash, sig: ctx.crypto.sign(precommitSigningBytes(ctx.chainTag, msg.view, msg.height, hash)) };
+      return { type: 'precommit', view: msg.view, height: msg.height, hash };
     case 'commit':
       return { type: 'commit', height: msg.height, hash, sig: ctx.crypto.sign(commitSigningBytes(hash)) };
     default:
@@ -166,8 +165,6 @@ function withForgedSignature(ctx: ByzContext, msg: Message): Message | null {
       return { ...msg, sig: ctx.forger.sign(prepareSigningBytes(ctx.chainTag, msg.view, msg.height, msg.hash, contentDigest(msg.parentHash, msg.payload))) };
     case 'prepare':
       return { ...msg, sig: ctx.forger.sign(prepareSigningBytes(ctx.chainTag, msg.view, msg.height, msg.hash, msg.digest)) };
-    case 'precommit':
-      return { ...msg, sig: ctx.forger.sign(precommitSigningBytes(ctx.chainTag, msg.view, msg.height, msg.hash)) };
     case 'commit':
       return { ...msg, sig: ctx.forger.sign(commitSigningBytes(msg.hash)) };
     case 'view-change':
