@@ -3,7 +3,9 @@
 // per-peer send queues with consensus first, reconnect with backoff, peer scoring.
 //
 // Wire format (documented here because both ends must agree):
-//  - each channel is its own protocol, `${protocolPrefix}/${channel}/1.0.0`;
+//  - each channel is its own protocol, `${protocolPrefix}/${channel}/${version}` (protocolId);
+//    a channel's version changes with its messages' encoding, so that nodes that would not
+//    understand each other do not open the channel at all (consensus 2.0.0: unsigned PRECOMMIT);
 //  - each node opens ONE long-lived outbound stream per peer and channel and only writes on it;
 //    it reads only from the streams the peer opened. So between two validators there are two
 //    streams per channel, one each way, and neither side ever reads and writes the same stream
@@ -84,7 +86,7 @@ export interface P2PNodeOptions {
   logger?: Logger;
   /** libp2p's own debug logger, e.g. prefixLogger('node1') from @libp2p/logger in tests */
   libp2pLogger?: ComponentLogger;
-  /** protocol ids are `${protocolPrefix}/${channel}/1.0.0`; put the chain id in it to keep chains apart */
+  /** protocol ids are `${protocolPrefix}/${channel}/${version}` (protocolId); put the chain id in it to keep chains apart */
   protocolPrefix?: string;
   /** random source in [0, 1) for backoff jitter (injected so runs can be reproduced) */
   random?: () => number;
@@ -145,6 +147,14 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   return node;
 }
 
+/** Each channel's wire version: 2.0.0 for consensus since PRECOMMITs lost their signature. */
+const CHANNEL_VERSIONS: Record<Channel, string> = { consensus: '2.0.0', txs: '1.0.0', sync: '1.0.0' };
+
+/** The libp2p protocol id of a channel. */
+export function protocolId(prefix: string, channel: Channel): string {
+  return `${prefix}/${channel}/${CHANNEL_VERSIONS[channel]}`;
+}
+
 export class P2PNode implements Transport {
   readonly peerId: string;
   readonly maxFrameBytes: number;
@@ -174,7 +184,7 @@ export class P2PNode implements Transport {
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning, queues: { ...DEFAULT_TUNING.queues, ...opts.tuning?.queues } };
     this.random = opts.random ?? Math.random;
     const prefix = opts.protocolPrefix ?? '/goodness';
-    this.protocols = Object.fromEntries(CHANNELS.map((c) => [c, `${prefix}/${c}/1.0.0`])) as Record<Channel, string>;
+    this.protocols = Object.fromEntries(CHANNELS.map((c) => [c, protocolId(prefix, c)])) as Record<Channel, string>;
     this.applyValidators(opts.validators);
   }
 

@@ -22,6 +22,8 @@ import { designatedVerifiers } from '../cluster/vouching.ts';
 import { Ed25519Signer, ed25519Keygen } from '../consensus/crypto/ed25519.ts';
 import { randomNonce } from '../rpc/client.ts';
 import { encodeFrames } from '../p2p/framing.ts';
+import { protocolId } from '../p2p/node.ts';
+import { CHANNELS } from '../p2p/types.ts';
 import { encodeTxBatch, encodeVouchBatch } from '../p2p/tx-gossip.ts';
 import { buildTx } from '../state/tx.ts';
 import { LocalCluster, sleep, waitCommittedOn, type ClusterNode } from './fixtures/cluster-process.ts';
@@ -50,7 +52,7 @@ test('a validator gossiping a forged transaction: it never commits, every honest
       streamMuxers: [yamux()],
     });
     // The honest nodes open their one-way streams to it; it reads nothing and votes for nothing.
-    for (const channel of ['consensus', 'txs', 'sync']) await liar.handle(`${prefix}/${channel}/1.0.0`, () => {});
+    for (const channel of CHANNELS) await liar.handle(protocolId(prefix, channel), () => {});
     await Promise.all(honest.map((n) => n.start()));
 
     const chain = cluster.genesis.chain;
@@ -72,7 +74,7 @@ test('a validator gossiping a forged transaction: it never commits, every honest
             try {
               const conn = liar!.getConnections().find((c) => c.remotePeer.toString() === peerId && c.status === 'open');
               if (!conn) throw new Error(`${node.name} has not dialled the liar yet`);
-              const stream = await conn.newStream(`${prefix}/txs/1.0.0`);
+              const stream = await conn.newStream(protocolId(prefix, 'txs'));
               stream.send(encodeFrames([[body]]));
               return;
             } catch (err) {

@@ -15,18 +15,19 @@ import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeFrames, frameHeader } from '../p2p/framing.ts';
-import type { P2PNode } from '../p2p/node.ts';
+import { protocolId, type P2PNode } from '../p2p/node.ts';
+import type { Channel } from '../p2p/types.ts';
 import { DEFAULT_SCORE_OPTIONS } from '../p2p/score.ts';
 import { firstTcpAddress, generateKeys, startLocalCluster, waitFor, waitFullMesh } from '../p2p/testing.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const proto = (channel: string) => `/goodness/${channel}/1.0.0`;
+const proto = (channel: Channel) => protocolId('/goodness', channel);
 
 function rawNode(privateKey: PrivateKey): Promise<Libp2p> {
   return createLibp2p({ privateKey, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] });
 }
 
-async function rawStream(raw: Libp2p, victim: P2PNode, channel: string): Promise<Stream> {
+async function rawStream(raw: Libp2p, victim: P2PNode, channel: Channel): Promise<Stream> {
   const conn = await raw.dial(multiaddr(firstTcpAddress(victim)));
   return conn.newStream(proto(channel));
 }
@@ -92,6 +93,28 @@ test('garbage on raw TCP connections is counted as failed handshakes; the node k
     await waitFor(() => got.length === 1, 3_000, 'honest traffic after the garbage');
     assert.ok(victim.peers()[0]!.connected);
   } finally {
+    await cluster.stop();
+  }
+});
+
+test('a validator speaking an older consensus wire version cannot open the channel (PRECOMMITs changed encoding in 2.0.0)', async () => {
+  const keys = await generateKeys(3);
+  const cluster = await startLocalCluster(2, {}, keys.slice(0, 2));
+  const oldKey = keys[2]!;
+  const raw = await rawNode(oldKey);
+  try {
+    await waitFullMesh(cluster.nodes);
+    const [victim] = cluster.nodes as [P2PNode, P2PNode];
+    victim.setValidators([...cluster.validators, { index: 2, peerId: peerIdFromPrivateKey(oldKey).toString() }]);
+    const conn = await raw.dial(multiaddr(firstTcpAddress(victim)));
+    const old = await conn.newStream('/goodness/consensus/1.0.0').then(() => null, (e: Error) => e);
+    assert.ok(old instanceof Error, 'the 1.0.0 consensus protocol is not offered');
+    const current = await conn.newStream(proto('consensus'));
+    assert.is(current.protocol, '/goodness/consensus/2.0.0');
+    current.send(encodeFrames([[enc('a vote')]]));
+    await waitFor(() => victim.stats().peers.find((p) => p.index === 2)?.received.consensus.msgs === 1, 3_000, 'the frame on the current version');
+  } finally {
+    await raw.stop();
     await cluster.stop();
   }
 });
