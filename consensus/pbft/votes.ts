@@ -73,7 +73,7 @@ export class VoteTable {
    * when they make a quorum; null otherwise.
    */
   verifiedQuorum(key: string, quorum: number, members: readonly number[], crypto: VoteCrypto, message: Uint8Array, onBad: (signer: number) => void): number[] | null {
-    const matching = [...this.votes].filter(([s, v]) => v.key === key && members.includes(s));
+    const matching = this.votesFor(key, members);
     if (matching.length < quorum) return null;
     const unverified = matching.filter(([, v]) => !v.verified);
     if (unverified.length > 0) {
@@ -87,17 +87,25 @@ export class VoteTable {
         }
       });
     }
-    const signers = matching.filter(([, v]) => v.verified).map(([s]) => s).sort((a, b) => a - b);
-    return signers.length >= quorum ? signers : null;
+    return ascendingQuorum(matching.filter(([, v]) => v.verified), quorum);
   }
 
   /** The members voting for `key`, ascending, when they make a quorum (votes the channel authenticated: unsignedVote). */
   authenticatedQuorum(key: string, quorum: number, members: readonly number[]): number[] | null {
-    const signers = [...this.votes].filter(([s, v]) => v.key === key && members.includes(s)).map(([s]) => s).sort((a, b) => a - b);
-    return signers.length >= quorum ? signers : null;
+    return ascendingQuorum(this.votesFor(key, members), quorum);
+  }
+
+  private votesFor(key: string, members: readonly number[]): [number, Vote][] {
+    return [...this.votes].filter(([s, v]) => v.key === key && members.includes(s));
   }
 
   signatures(signers: number[]): Uint8Array[] {
     return signers.map((s) => this.votes.get(s)!.sig);
   }
+}
+
+/** The signers of `votes`, ascending, when they are at least `quorum`; null otherwise. */
+function ascendingQuorum(votes: [number, Vote][], quorum: number): number[] | null {
+  const signers = votes.map(([s]) => s).sort((a, b) => a - b);
+  return signers.length >= quorum ? signers : null;
 }
