@@ -1,8 +1,14 @@
 // Profiles the validators of a local kv cluster under load (diagnosis only, not part of the
 // suite): every node runs with --cpu-prof (profiles in /tmp/prof); the load comes from `goodness bench`.
 // NO_PROF=1 runs without profiling; METRICS=regex prints matching metrics summed over the nodes.
+// PERF=S: `perf record -a` for S seconds from 3 s after the clock starts (nodes get
+// --perf-basic-prof), then the machine's CPU by thread and category (scripts/perf-categories.ts);
+// perf.data stays in PERF_DIR (/tmp/prof). WARMUP=S: S seconds of load at 2,000 tx/s first, not measured.
 //   npx node --import tsx scripts/profile-cluster.ts [RATE|max|backlog:N] [SECONDS] [VALIDATORS]
-import { spawnSync } from 'node:child_process';
+//   NO_PROF=1 PERF=15 WORKLOAD=goodness npx node --import tsx scripts/profile-cluster.ts max 20 4
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../test/fixtures/cluster-process.ts';
 
@@ -10,11 +16,31 @@ const rate = process.argv[2] ?? '6000';
 const seconds = process.argv[3] ?? '15';
 const validators = Number(process.argv[4] ?? 4);
 const workload = process.env.WORKLOAD ?? 'kv';
-const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+const perfSeconds = process.env.PERF ? Number(process.env.PERF) : 0;
+const perfDir = process.env.PERF_DIR ?? '/tmp/prof';
+const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(perfSeconds ? ['--perf-basic-prof'] : []), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
-  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate]), '--duration', seconds, '--out', '/tmp/prof/bench'], { stdio: 'inherit' });
+  const benchArgs = (rateArgs: string[], secs: string) => [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...rateArgs, '--duration', secs, '--out', '/tmp/prof/bench'];
+  if (process.env.WARMUP) spawnSync(process.execPath, benchArgs(['--rate', '2000'], process.env.WARMUP), { stdio: 'ignore' });
+  const bench = spawn(process.execPath, benchArgs(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate], seconds), { stdio: ['ignore', 'pipe', 'inherit'] });
+  let perf: ReturnType<typeof spawn> | null = null;
+  bench.stdout.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk);
+    if (perfSeconds && !perf && chunk.toString().includes('the clock starts')) {
+      mkdirSync(perfDir, { recursive: true });
+      perf = spawn('sh', ['-c', `sleep 3 && perf record -F 499 -a -g -o ${join(perfDir, 'perf.data')} -- sleep ${perfSeconds}`], { stdio: 'inherit' });
+    }
+  });
+  const [status] = (await once(bench, 'exit')) as [number | null];
+  const r = { status };
+  if (perf) {
+    const recorder: ReturnType<typeof spawn> = perf;
+    if (recorder.exitCode === null) await once(recorder, 'exit');
+    const script = spawnSync('sh', ['-c', `perf script -i ${join(perfDir, 'perf.data')} -F pid,tid,comm,ip,sym 2>/dev/null | ${process.execPath} --import tsx ${join(import.meta.dirname, 'perf-categories.ts')}`], { stdio: 'inherit' });
+    if (script.status !== 0) console.log('perf: no breakdown (is perf installed: apt-get install linux-perf?)');
+  }
   console.log('bench exit', r.status);
   // METRICS=regex: the matching metric series, summed over the nodes (e.g. p2p bytes per channel).
   if (process.env.METRICS) {
