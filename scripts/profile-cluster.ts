@@ -38,7 +38,7 @@ try {
   if (perf) {
     const recorder: ReturnType<typeof spawn> = perf;
     if (recorder.exitCode === null) await once(recorder, 'exit');
-    const script = spawnSync('sh', ['-c', `perf script -i ${join(perfDir, 'perf.data')} -F pid,tid,comm,ip,sym 2>/dev/null | ${process.execPath} --import tsx ${join(import.meta.dirname, 'perf-categories.ts')}`], { stdio: 'inherit' });
+    const script = spawnSync('sh', ['-c', `perf script -i ${join(perfDir, 'perf.data')} -F pid,tid,comm,ip,sym,dso 2>/dev/null | ${process.execPath} --import tsx ${join(import.meta.dirname, 'perf-categories.ts')}`], { stdio: 'inherit' });
     if (script.status !== 0) console.log('perf: no breakdown (is perf installed: apt-get install linux-perf?)');
   }
   console.log('bench exit', r.status);
