@@ -3,6 +3,7 @@
 // meaningless across runs). Each figure is the simplest operation a transaction or a block
 // cannot avoid: an Ed25519 verification per signed transaction, a BLS aggregate verification per
 // commit certificate, a RocksDB put per stored record, a libp2p message per consensus vote.
+import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,13 @@ import { sha256, utf8 } from '../../consensus/crypto/encoding.ts';
 import { RocksKvStore, type KvOp } from '../../state/store/kv-store.ts';
 
 export interface Limits {
-  /** Ed25519 verifications per second on one core (a signed transaction costs one per node) */
+  /** Ed25519 verifications per second on one core, by the nodes' own verifier (libsodium; a signed transaction costs one per node) */
   ed25519VerifyPerSecPerCore: number;
+  /**
+   * The same by node:crypto (OpenSSL), the nodes' verifier before libsodium, about half as fast:
+   * ratios to a bound at this rate compare with reports from before that change. Absent in those reports.
+   */
+  ed25519OpenSslVerifyPerSecPerCore?: number;
   /** BLS12-381 aggregate verifications per second, quorum of 3 keys (one per commit certificate) */
   blsAggregateVerifyPerSec: number;
   /** RocksDB puts per second in batches of 1000 x 100 B */
@@ -46,6 +52,17 @@ export function measureEd25519(seconds = 1): number {
   const sig = signer.sign(msg);
   return rate(seconds, 100, () => {
     if (!ed25519Verify(signer.publicKey, msg, sig)) throw new Error('Ed25519 self-check failed');
+  });
+}
+
+/** node:crypto's (OpenSSL) Ed25519 verification, its key parsed once, as the nodes verified before libsodium. */
+export function measureEd25519OpenSsl(seconds = 1): number {
+  const signer = new Ed25519Signer(ed25519Keygen().secretKey);
+  const msg = utf8('x'.repeat(300));
+  const sig = Buffer.from(signer.sign(msg), 'hex');
+  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(signer.publicKey, 'hex')]), format: 'der', type: 'spki' });
+  return rate(seconds, 100, () => {
+    if (!verify(null, msg, key, sig)) throw new Error('Ed25519 (OpenSSL) self-check failed');
   });
 }
 
@@ -127,6 +144,7 @@ export async function measureLimits(opts: { seconds?: number; log?: (line: strin
   const log = opts.log ?? (() => {});
   log('measuring this machine: Ed25519 ...');
   const ed25519VerifyPerSecPerCore = measureEd25519(seconds);
+  const ed25519OpenSslVerifyPerSecPerCore = measureEd25519OpenSsl(seconds);
   log('measuring this machine: BLS aggregate ...');
   const blsAggregateVerifyPerSec = measureBlsAggregate(seconds);
   log('measuring this machine: RocksDB ...');
@@ -141,6 +159,7 @@ export async function measureLimits(opts: { seconds?: number; log?: (line: strin
   const round = (x: number) => Math.round(x);
   return {
     ed25519VerifyPerSecPerCore: round(ed25519VerifyPerSecPerCore),
+    ed25519OpenSslVerifyPerSecPerCore: round(ed25519OpenSslVerifyPerSecPerCore),
     blsAggregateVerifyPerSec: round(blsAggregateVerifyPerSec),
     rocksdbPutsPerSec: round(rocksdbPutsPerSec),
     libp2pMsgsPerSec: libp2pMsgsPerSec === null ? null : round(libp2pMsgsPerSec),
@@ -153,5 +172,5 @@ export async function measureLimits(opts: { seconds?: number; log?: (line: strin
 /** The limits in one line, as the benchmark scripts print them before their runs. */
 export function limitsLine(l: Limits): string {
   const n = (x: number | null) => x?.toLocaleString('en-US') ?? '-';
-  return `machine: ${l.cores} cores (${l.cpu}), Node ${l.node}; Ed25519 ${n(l.ed25519VerifyPerSecPerCore)} verify/s per core; BLS aggregate ${n(l.blsAggregateVerifyPerSec)}/s; RocksDB ${n(l.rocksdbPutsPerSec)} puts/s; libp2p ${n(l.libp2pMsgsPerSec)} msg/s`;
+  return `machine: ${l.cores} cores (${l.cpu}), Node ${l.node}; Ed25519 ${n(l.ed25519VerifyPerSecPerCore)} verify/s per core${l.ed25519OpenSslVerifyPerSecPerCore ? ` (libsodium; node:crypto's OpenSSL ${n(l.ed25519OpenSslVerifyPerSecPerCore)})` : ''}; BLS aggregate ${n(l.blsAggregateVerifyPerSec)}/s; RocksDB ${n(l.rocksdbPutsPerSec)} puts/s; libp2p ${n(l.libp2pMsgsPerSec)} msg/s`;
 }

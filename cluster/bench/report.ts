@@ -28,6 +28,8 @@ export interface RunReport {
   boundBy: string;
   /** committedTps / bound */
   ratio: number | null;
+  /** committedTps / the Ed25519 bound at node:crypto's (OpenSSL) rate: signed workloads, when the limits have that rate */
+  ratioToOpenSslBound?: number;
   /**
    * Signatures the nodes verified during the run (their goodness_signature_checks_total), per
    * committed transaction, summed over the nodes the driver sent to: the bound assumes one per
@@ -95,6 +97,8 @@ export interface RunMeta {
   validators: number;
   bound: number;
   boundBy: string;
+  /** the Ed25519 bound at node:crypto's (OpenSSL) rate, for comparing with reports from before libsodium (Limits) */
+  openSslBound?: number;
   /** goodness_signature_checks_total summed over the nodes during the run, when read */
   signatureChecks?: number | null;
   /** goodness_signature_check_requests_total by reason, summed over the nodes during the run */
@@ -156,6 +160,10 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
   if (d.exhaustedAtSec !== null) notes.push(`the ${d.state.length} prepared transactions ran out after ${d.exhaustedAtSec.toFixed(1)} s of the ${d.durationSec} s asked for: prepare more with --txs`);
   const unresolved = d.unresolved.admitted + d.unresolved.backpressured + d.unresolved.unknown;
   if (unresolved > 0) notes.push(`${unresolved} transactions were still unresolved when the run stopped waiting (${JSON.stringify(d.unresolved)})`);
+  const ratioToOpenSslBound = meta.openSslBound ? Math.round((committedTps / meta.openSslBound) * 1000) / 1000 : undefined;
+  if (ratioToOpenSslBound !== undefined && committedTps > 0) {
+    notes.push(`ratio to the bound at node:crypto's OpenSSL rate (${Math.round(meta.openSslBound!).toLocaleString('en-US')} tx/s), as reports before the nodes verified with libsodium: ${ratioToOpenSslBound.toFixed(3)}`);
+  }
   return {
     name: meta.name,
     workload: meta.workload,
@@ -168,6 +176,7 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
     bound: Math.round(meta.bound),
     boundBy: meta.boundBy,
     ratio: meta.bound > 0 ? Math.round((committedTps / meta.bound) * 1000) / 1000 : null,
+    ...(ratioToOpenSslBound !== undefined ? { ratioToOpenSslBound } : {}),
     rate: d.rate,
     rateLabel: describeRate(d.rate),
     durationSec: d.durationSec,
@@ -243,7 +252,7 @@ const fmt = (n: number | null | undefined, digits = 0) =>
 export function markdownTable(report: BenchReport): string {
   const l = report.limits;
   const lines = [
-    `Machine: ${l.cores} cores (${l.cpu}), Node ${l.node}. Limits measured in this run: Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.`,
+    `Machine: ${l.cores} cores (${l.cpu}), Node ${l.node}. Limits measured in this run: Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core${l.ed25519OpenSslVerifyPerSecPerCore ? ` (libsodium, the nodes' verifier; node:crypto's OpenSSL ${fmt(l.ed25519OpenSslVerifyPerSecPerCore)})` : ''}; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.`,
     '',
     '| run | rate control | committed tx/s | p50 ms | p95 ms | p99 ms | max ms | sent | committed | rejected | bound tx/s | ratio |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',

@@ -51,11 +51,16 @@ export function allLocal(urls: string[]): boolean {
  * as many cores as the host has; every transaction costs each validator RocksDB writes. When
  * all validators run on this machine they share it, so the bound is divided among them.
  */
-export function boundOf(workload: Workload, limits: Limits, validators: number, local: boolean): { bound: number; boundBy: string } {
+export function boundOf(workload: Workload, limits: Limits, validators: number, local: boolean): { bound: number; boundBy: string; openSslBound?: number } {
   const share = local ? validators : 1;
   const shared = share > 1 ? ` / ${share} validators on one host` : '';
   if (workload.signed) {
-    return { bound: (limits.ed25519VerifyPerSecPerCore * limits.cores) / share, boundBy: `Ed25519 verify/s x ${limits.cores} cores${shared}` };
+    const openSsl = limits.ed25519OpenSslVerifyPerSecPerCore;
+    return {
+      bound: (limits.ed25519VerifyPerSecPerCore * limits.cores) / share,
+      boundBy: `Ed25519 verify/s x ${limits.cores} cores${shared}`,
+      ...(openSsl ? { openSslBound: (openSsl * limits.cores) / share } : {}),
+    };
   }
   return { bound: limits.rocksdbPutsPerSec / share, boundBy: `RocksDB batched puts/s${shared}` };
 }
@@ -76,7 +81,7 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     if (other >= 0) throw new Error(`${o.urls[other]} runs chain ${versions[other]!.chain}, ${o.urls[0]} runs ${chain}: point the driver at one cluster`);
     const validators = (await clients[0]!.getValidators()).length;
     const local = allLocal(o.urls);
-    const { bound, boundBy } = boundOf(o.workload, o.limits, validators, local);
+    const { bound, boundBy, openSslBound } = boundOf(o.workload, o.limits, validators, local);
     const name = o.name ?? `${o.workload.name}, ${validators} validator${validators === 1 ? '' : 's'}`;
     const count = o.txs ?? defaultTxCount(o.rate, o.durationSec, o.workload, bound);
 
@@ -123,7 +128,7 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     const counted = countChecks && checksBefore !== null && checksAfter !== null;
     const signatureChecksDone = !countChecks ? undefined : counted ? checksAfter.total - checksBefore.total : null;
     const signatureCheckReasons = counted ? Object.fromEntries([...checksAfter.byReason].map(([reason, n]) => [reason, n - (checksBefore.byReason.get(reason) ?? 0)])) : undefined;
-    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, signatureChecks: signatureChecksDone, signatureCheckReasons }, executionRejected);
+    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, openSslBound, signatureChecks: signatureChecksDone, signatureCheckReasons }, executionRejected);
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }

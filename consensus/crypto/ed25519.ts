@@ -1,12 +1,27 @@
-// Ed25519 through node:crypto. Building a KeyObject from raw bytes costs as much as a verify
-// (STACK.md), so public keys are parsed once and kept in a bounded cache.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+// Ed25519: keys and signing through node:crypto, verification through libsodium
+// (sodium-native). On this project's machine libsodium verifies about twice as fast as
+// node:crypto's OpenSSL (19,000-20,000 against 9,500-9,900 a second on one core), and a
+// signed transaction's verification is a quarter of a cluster's CPU. libsodium's rules are
+// stricter than RFC 8032's minimum and are what a node accepts: it refuses a non-canonical
+// S (>= L, as OpenSSL does), and public keys and R that are of small order or not canonical.
+// Signatures made by any RFC 8032 signer with an honestly generated key verify alike.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { fromHex, toHex } from './encoding.ts';
+
+const require = createRequire(import.meta.url);
+
+/** The one libsodium call used here (sodium-native ships no types of its own). */
+interface Sodium {
+  crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+}
+
+/** sodium-native's entry file, for worker threads that load it themselves (verifier.ts). */
+export const SODIUM_MODULE = require.resolve('sodium-native');
+const sodium = require(SODIUM_MODULE) as Sodium;
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const KEY_CACHE_LIMIT = 100_000;
-const publicKeys = new Map<string, KeyObject>();
 
 export interface Ed25519KeyPair {
   /** 32-byte seed, lowercase hex */
@@ -48,30 +63,11 @@ export class Ed25519Signer {
   }
 }
 
-function publicKeyObject(publicKeyHex: string): KeyObject | null {
-  let key = publicKeys.get(publicKeyHex);
-  if (key) return key;
-  const raw = fromHex(publicKeyHex, 32);
-  if (!raw) return null;
-  try {
-    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-  } catch {
-    return null;
-  }
-  if (publicKeys.size >= KEY_CACHE_LIMIT) publicKeys.delete(publicKeys.keys().next().value!);
-  publicKeys.set(publicKeyHex, key);
-  return key;
-}
-
 /** Verifies a hex signature under a hex public key; false for any malformed input. */
 export function ed25519Verify(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
   const sig = fromHex(signatureHex, 64);
   if (!sig) return false;
-  const key = publicKeyObject(publicKeyHex);
+  const key = fromHex(publicKeyHex, 32);
   if (!key) return false;
-  try {
-    return verify(null, message, key, sig);
-  } catch {
-    return false;
-  }
+  return sodium.crypto_sign_verify_detached(sig, message, key);
 }

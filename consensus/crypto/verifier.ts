@@ -4,7 +4,7 @@
 // main thread alone, and the main thread is left free for RPC, execution and storage.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ed25519Verify } from './ed25519.ts';
+import { ed25519Verify, SODIUM_MODULE } from './ed25519.ts';
 
 export interface SignatureJob {
   /** account id: 32-byte public key, lowercase hex */
@@ -48,33 +48,25 @@ export class InlineVerifier implements SignatureVerifier {
   async close(): Promise<void> {}
 }
 
-// The worker is plain JavaScript on node:crypto, given as source, so it loads the same way
-// whether the node runs from TypeScript through tsx or from compiled files.
+// The worker is plain JavaScript, given as source, so it loads the same way whether the node
+// runs from TypeScript through tsx or from compiled files. It verifies as ed25519Verify does
+// (libsodium, ed25519.ts), loading sodium-native from the path the node resolved.
 const WORKER_NICE = 10;
 const WORKER_SOURCE = `const NICE = ${WORKER_NICE};
-const { parentPort } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
+const { parentPort, workerData } = require('node:worker_threads');
+const sodium = require(workerData.sodium);
 // Below the node's main thread: consensus, execution and commits come before admitting more.
 // On Linux a thread's nice value is its own (setpriority on pid 0 changes the calling thread).
 try { require('node:os').setPriority(0, NICE); } catch {}
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-const keys = new Map();
-function keyOf(hex) {
-  let k = keys.get(hex);
-  if (k) return k;
-  if (!/^[0-9a-f]{64}$/.test(hex)) return null;
-  try { k = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(hex, 'hex')]), format: 'der', type: 'spki' }); } catch { return null; }
-  if (keys.size >= 50000) keys.delete(keys.keys().next().value);
-  keys.set(hex, k);
-  return k;
-}
+const HEX_KEY = /^[0-9a-f]{64}$/;
+const HEX_SIG = /^[0-9a-f]{128}$/;
 parentPort.on('message', ({ id, publicKeys, messages, signatures }) => {
   const results = new Uint8Array(publicKeys.length);
   for (let i = 0; i < publicKeys.length; i++) {
-    const key = keyOf(publicKeys[i]);
+    const key = publicKeys[i];
     const sig = signatures[i];
-    if (!key || !/^[0-9a-f]{128}$/.test(sig)) continue;
-    try { results[i] = verify(null, messages[i], key, Buffer.from(sig, 'hex')) ? 1 : 0; } catch { results[i] = 0; }
+    if (!HEX_KEY.test(key) || !HEX_SIG.test(sig)) continue;
+    results[i] = sodium.crypto_sign_verify_detached(Buffer.from(sig, 'hex'), messages[i], Buffer.from(key, 'hex')) ? 1 : 0;
   }
   parentPort.postMessage({ id, results }, [results.buffer]);
 });
@@ -163,7 +155,7 @@ export class WorkerVerifier implements SignatureVerifier {
   private closing = false;
 
   private spawn(index: number): Worker {
-    const w = new Worker(WORKER_SOURCE, { eval: true });
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sodium: SODIUM_MODULE } });
     w.on('message', (m: { id: number; results: Uint8Array }) => this.settle(index, m));
     w.on('error', () => undefined);
     w.on('exit', () => this.replace(index, w));
