@@ -13,7 +13,7 @@
 import { createInterface } from 'node:readline';
 
 const CATEGORIES: [string, RegExp][] = [
-  ['Ed25519 verification', /ossl_ed25519|ed25519_digest_verify/],
+  ['Ed25519 verification', /sodium-native|ossl_ed25519|ed25519_digest_verify/], // libsodium's frames end its stacks (no frame pointers)
   ['BLS (blst)', /blst/], // its binary is stripped: frames name only the library
   ['V8 young-generation GC', /Scaveng|MinorGCJob/],
   ['V8 old-generation GC', /ConcurrentMarking|MarkCompact|IncrementalMarking|MarkingVisitor|MarkingBarrier/],
@@ -51,7 +51,7 @@ function threadKind(s: Sample): string {
   const stack = s.frames.join(' ');
   // before the Worker test: V8's DefaultJobWorker::Run would match it too
   if (stack.includes('PlatformWorkerThread')) return "V8's helper threads (GC, compiler)";
-  if (stack.includes('worker::Worker::Run')) return 'node worker threads (verifiers, writer)';
+  if (stack.includes('worker::Worker::Run') || stack.includes('sodium-native')) return 'node worker threads (verifiers, writer)';
   return 'other node threads';
 }
 
