@@ -61,7 +61,7 @@ test('goodness bench: report files, the JSON of spec/cli.md, path printed last, 
     assert.ok(lines.filter((l) => / sent [\d,]+ committed [\d,]+ rejected \d+ pending /.test(l)).length >= 3, 'plain progress lines');
     assert.ok(existsSync(join(dir, 'a', 'report.html')));
     const report = JSON.parse(readFileSync(join(dir, 'a', 'report.json'), 'utf8'));
-    for (const k of ['ed25519VerifyPerSecPerCore', 'blsAggregateVerifyPerSec', 'rocksdbPutsPerSec', 'cores']) assert.ok(report.limits[k] > 0, `limits.${k}`);
+    for (const k of ['ed25519VerifyPerSecPerCore', 'ed25519OpenSslVerifyPerSecPerCore', 'blsAggregateVerifyPerSec', 'rocksdbPutsPerSec', 'cores']) assert.ok(report.limits[k] > 0, `limits.${k}`);
     assert.is(report.runs.length, 1);
     const run = report.runs[0];
     for (const k of ['workload', 'validators', 'committedTps', 'latencyMs', 'sent', 'committed', 'rejected', 'bound']) assert.ok(k in run, `runs[0].${k}`);
@@ -72,6 +72,9 @@ test('goodness bench: report files, the JSON of spec/cli.md, path printed last, 
     assert.is(run.rejected, 0);
     for (const k of ['p50', 'p95', 'p99', 'max']) assert.ok(run.latencyMs[k] > 0, `latencyMs.${k}`);
     assert.ok(Array.isArray(run.timeline) && run.timeline.length >= 3);
+    // the node's own CPU during the run, read from its /metrics before and after
+    assert.ok(run.nodeCpuUsPerTx > 0, `nodeCpuUsPerTx ${run.nodeCpuUsPerTx}`);
+    assert.match(first.stdout, /node CPU: [\d,]+ µs per committed transaction over the 1 validator\b/);
     assert.match(first.stdout, /\| kv, 1 validator \| fixed rate 800 tx\/s \| /);
 
     const second = await goodness(['bench', '--rpc', node.url, '--backlog', '200', '--duration', '2', '--out', join(dir, 'b'), '--compare', join(dir, 'a', 'report.json')]);

@@ -101,6 +101,25 @@ test("signature checks per committed transaction: from the nodes' counters, with
   assert.is(analyzeRun(driveResult(), meta).signatureChecksPerTx, undefined, 'not counted (unsigned, or not every validator)');
 });
 
+test("the nodes' CPU per committed transaction, split into signature checks and the rest; ratio to the OpenSSL bound", () => {
+  const meta = { name: 'goodness, 4 validators', workload: 'goodness' as const, validators: 4, bound: 100, boundBy: 'test' };
+  // 4 committed; 0.004 CPU-seconds = 1,000 µs each; 9 checks at 100 µs each = 225 µs each
+  const r = analyzeRun(driveResult(), { ...meta, signatureChecks: 9, nodeCpuSeconds: 0.004, verifyCpuSeconds: 1 / 10_000 });
+  assert.is(r.nodeCpuUsPerTx, 1000);
+  assert.ok(
+    r.notes.includes('node CPU: 1,000 µs per committed transaction over the 4 validators (250 per validator): about 225 µs of signature checks at this machine\'s rate, 775 µs everything else'),
+    r.notes.join('\n'),
+  );
+  const unsigned = analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: 0.002 });
+  assert.ok(unsigned.notes.includes('node CPU: 500 µs per committed transaction over the 4 validators (125 per validator)'), unsigned.notes.join('\n'));
+  assert.is(analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: null }).nodeCpuUsPerTx, null, 'a node whose metrics could not be read');
+  assert.is(analyzeRun(driveResult(), meta).nodeCpuUsPerTx, undefined, 'not every validator loaded: not measured');
+  const openSsl = analyzeRun(driveResult(), { ...meta, openSslBound: 50 });
+  // half the bound, twice the ratio (each rounded to 3 places)
+  assert.ok(openSsl.ratio! > 0 && Math.abs(openSsl.ratioToOpenSslBound! - 2 * openSsl.ratio!) < 0.0015, `${openSsl.ratio} ${openSsl.ratioToOpenSslBound}`);
+  assert.ok(openSsl.notes.some((n) => n.startsWith("ratio to the bound at node:crypto's OpenSSL rate (50 tx/s)")), openSsl.notes.join('\n'));
+});
+
 test('refusal codes are named', () => {
   assert.is(labelCode('-32001/3'), '-32001/3 BAD_SIGNATURE');
   assert.is(labelCode('block/17'), 'block/17 INSUFFICIENT_POINTS');

@@ -31,6 +31,12 @@ export interface RunReport {
   /** committedTps / the Ed25519 bound at node:crypto's (OpenSSL) rate: signed workloads, when the limits have that rate */
   ratioToOpenSslBound?: number;
   /**
+   * The nodes' CPU (every thread, user and system) per committed transaction, in µs, summed over
+   * the validators: what a transaction cost the cluster, whatever the number of hosts. Null when the
+   * nodes' metrics could not be read; absent when the driver did not load every validator.
+   */
+  nodeCpuUsPerTx?: number | null;
+  /**
    * Signatures the nodes verified during the run (their goodness_signature_checks_total), per
    * committed transaction, summed over the nodes the driver sent to: the bound assumes one per
    * transaction and validator; vouching (cluster/vouching.ts) needs f + 1. Null when a node's
@@ -101,6 +107,10 @@ export interface RunMeta {
   openSslBound?: number;
   /** goodness_signature_checks_total summed over the nodes during the run, when read */
   signatureChecks?: number | null;
+  /** the nodes' CPU seconds (goodness_process_process_cpu_seconds_total) summed over them during the run; null when unreadable, absent when the driver did not load every validator */
+  nodeCpuSeconds?: number | null;
+  /** CPU seconds of one Ed25519 verification on this machine (1 / the measured rate), to split nodeCpuSeconds */
+  verifyCpuSeconds?: number;
   /** goodness_signature_check_requests_total by reason, summed over the nodes during the run */
   signatureCheckReasons?: Record<string, number>;
 }
@@ -194,7 +204,29 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
     timeline: timeline.build(),
     notes,
     ...signatureFigures(meta, committed, notes),
+    ...cpuFigures(meta, committed, notes),
   };
+}
+
+/**
+ * The nodes' CPU per committed transaction, and for signed workloads how much of it the signature
+ * checks explain (checks per transaction at the machine's measured verification cost).
+ */
+function cpuFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'nodeCpuUsPerTx'> {
+  if (meta.nodeCpuSeconds === undefined) return {};
+  if (meta.nodeCpuSeconds === null || committed === 0) {
+    if (meta.nodeCpuSeconds === null) notes.push("node CPU: not measured, a node's /metrics could not be read");
+    return { nodeCpuUsPerTx: null };
+  }
+  const perTx = (meta.nodeCpuSeconds / committed) * 1e6;
+  const each = meta.validators > 1 ? ` (${Math.round(perTx / meta.validators).toLocaleString('en-US')} per validator)` : '';
+  let split = '';
+  if (meta.verifyCpuSeconds && typeof meta.signatureChecks === 'number') {
+    const verify = ((meta.signatureChecks * meta.verifyCpuSeconds) / committed) * 1e6;
+    split = `: about ${Math.round(verify).toLocaleString('en-US')} µs of signature checks at this machine's rate, ${Math.round(perTx - verify).toLocaleString('en-US')} µs everything else`;
+  }
+  notes.push(`node CPU: ${Math.round(perTx).toLocaleString('en-US')} µs per committed transaction over the ${meta.validators} validator${meta.validators === 1 ? '' : 's'}${each}${split}`);
+  return { nodeCpuUsPerTx: Math.round(perTx) };
 }
 
 function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx' | 'signatureCheckReasonsPerTx'> {

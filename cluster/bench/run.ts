@@ -94,6 +94,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     // Only when the driver sends to every validator: the sum then covers the whole cluster.
     const countChecks = o.workload.signed && o.urls.length === validators;
     const checksBefore = countChecks ? await signatureChecks(o.urls) : null;
+    // The nodes' own CPU during the run, summed the same way: what a committed transaction cost them.
+    const everyValidator = o.urls.length === validators;
+    const cpuBefore = everyValidator ? await nodesCpuSeconds(o.urls) : null;
     const printer = o.progress === false ? null : new ProgressPrinter(name, o.progress);
     const d = await drive({
       urls: o.urls,
@@ -108,6 +111,8 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     printer?.finish();
     // The count and the receipts below come from the first node: it may be a block behind the one that told of the last.
     await waitForHeight(clients[0]!, d.endHeight).catch((err: Error) => d.notes.push(`${o.urls[0]} did not reach the run's last block: ${err.message}`));
+    const cpuAfter = everyValidator ? await nodesCpuSeconds(o.urls) : null;
+    const nodeCpuSeconds = !everyValidator ? undefined : cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null;
     const after = await clients[0]!.getTotalTransactionCount().catch((err: Error) => {
       d.notes.push(`the chain's count of rejected transactions could not be read after the run (${err.message}): rejections in blocks are not counted`);
       return null;
@@ -128,10 +133,33 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     const counted = countChecks && checksBefore !== null && checksAfter !== null;
     const signatureChecksDone = !countChecks ? undefined : counted ? checksAfter.total - checksBefore.total : null;
     const signatureCheckReasons = counted ? Object.fromEntries([...checksAfter.byReason].map(([reason, n]) => [reason, n - (checksBefore.byReason.get(reason) ?? 0)])) : undefined;
-    return analyzeRun(d, { name, workload: o.workload.name, validators, bound, boundBy, openSslBound, signatureChecks: signatureChecksDone, signatureCheckReasons }, executionRejected);
+    return analyzeRun(d, {
+        name,
+        workload: o.workload.name,
+        validators,
+        bound,
+        boundBy,
+        openSslBound,
+        signatureChecks: signatureChecksDone,
+        signatureCheckReasons,
+        nodeCpuSeconds,
+        ...(o.workload.signed && o.limits.ed25519VerifyPerSecPerCore > 0 ? { verifyCpuSeconds: 1 / o.limits.ed25519VerifyPerSecPerCore } : {}),
+      }, executionRejected);
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }
+}
+
+/** goodness_process_process_cpu_seconds_total (user and system, every thread) summed over the nodes; null if a node's cannot be read. */
+async function nodesCpuSeconds(urls: string[]): Promise<number | null> {
+  const texts = await Promise.all(urls.map((url) => metricsText(url, 10_000)));
+  let total = 0;
+  for (const text of texts) {
+    const t = text === null ? null : metricTotal(text, 'goodness_process_process_cpu_seconds_total');
+    if (t === null) return null;
+    total += t;
+  }
+  return total;
 }
 
 /**
