@@ -34,14 +34,13 @@ try {
     }
   });
   const [status] = (await once(bench, 'exit')) as [number | null];
-  const r = { status };
   if (perf) {
     const recorder: ReturnType<typeof spawn> = perf;
     if (recorder.exitCode === null) await once(recorder, 'exit');
     const script = spawnSync('sh', ['-c', `perf script -i ${join(perfDir, 'perf.data')} -F pid,tid,comm,ip,sym,dso 2>/dev/null | ${process.execPath} --import tsx ${join(import.meta.dirname, 'perf-categories.ts')}`], { stdio: 'inherit' });
     if (script.status !== 0) console.log('perf: no breakdown (is perf installed: apt-get install linux-perf?)');
   }
-  console.log('bench exit', r.status);
+  console.log('bench exit', status);
   // METRICS=regex: the matching metric series, summed over the nodes (e.g. p2p bytes per channel).
   if (process.env.METRICS) {
     const match = new RegExp(process.env.METRICS);

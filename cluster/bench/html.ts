@@ -4,7 +4,7 @@
 // network and no font download, so it opens offline in any browser and archives as one file.
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { BenchReport, RunReport } from './report.ts';
+import { ed25519LimitText, type BenchReport, type RunReport } from './report.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const fmt = (n: number | null | undefined, digits = 0) =>
@@ -151,7 +151,7 @@ figure.chart { margin: 1em 0; }
 <body>
 <h1>goodness bench</h1>
 <p>${escapeHtml(report.createdAt)}. Driver's machine: ${l.cores} cores (${escapeHtml(l.cpu)}), Node ${escapeHtml(l.node)}.
-Limits measured in the same run: Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core${l.ed25519OpenSslVerifyPerSecPerCore ? ` (libsodium, the nodes' verifier; node:crypto's OpenSSL ${fmt(l.ed25519OpenSslVerifyPerSecPerCore)})` : ''}; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.</p>
+Limits measured in the same run: ${ed25519LimitText(l, fmt)}; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.</p>
 <p>Latency is from the send of the request that got a transaction admitted to the arrival of its block's newBlocks notice; percentiles are nearest-rank. Throughput is committed transactions over the time from the first send to the last commit.</p>
 ${summaryTable(report)}
 ${sections.join('\n')}

@@ -3,12 +3,12 @@
 // meaningless across runs). Each figure is the simplest operation a transaction or a block
 // cannot avoid: an Ed25519 verification per signed transaction, a BLS aggregate verification per
 // commit certificate, a RocksDB put per stored record, a libp2p message per consensus vote.
-import { createPublicKey, verify } from 'node:crypto';
+import { verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blsAggregateSignatures, blsFastAggregateVerify, BlsSigner, blsKeygen } from '../../consensus/crypto/bls.ts';
-import { ed25519Keygen, Ed25519Signer, ed25519Verify } from '../../consensus/crypto/ed25519.ts';
+import { ed25519Keygen, Ed25519Signer, ed25519Verify, nodeCryptoPublicKey } from '../../consensus/crypto/ed25519.ts';
 import { sha256, utf8 } from '../../consensus/crypto/encoding.ts';
 import { RocksKvStore, type KvOp } from '../../state/store/kv-store.ts';
 
@@ -60,7 +60,7 @@ export function measureEd25519OpenSsl(seconds = 1): number {
   const signer = new Ed25519Signer(ed25519Keygen().secretKey);
   const msg = utf8('x'.repeat(300));
   const sig = Buffer.from(signer.sign(msg), 'hex');
-  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(signer.publicKey, 'hex')]), format: 'der', type: 'spki' });
+  const key = nodeCryptoPublicKey(signer.publicKey);
   return rate(seconds, 100, () => {
     if (!verify(null, msg, key, sig)) throw new Error('Ed25519 (OpenSSL) self-check failed');
   });

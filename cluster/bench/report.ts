@@ -280,11 +280,17 @@ export function skippedRun(meta: Omit<RunMeta, 'bound'> & { bound?: number }, ra
 const fmt = (n: number | null | undefined, digits = 0) =>
   n === null || n === undefined ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
+/** The Ed25519 limit as the reports state it: the nodes' verifier's rate, and OpenSSL's when measured. */
+export function ed25519LimitText(l: Limits, fmt: (n: number) => string): string {
+  const openSsl = l.ed25519OpenSslVerifyPerSecPerCore;
+  return `Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core${openSsl ? ` (libsodium, the nodes' verifier; node:crypto's OpenSSL ${fmt(openSsl)})` : ''}`;
+}
+
 /** The report's table in Markdown, as the README and the closing note show it. */
 export function markdownTable(report: BenchReport): string {
   const l = report.limits;
   const lines = [
-    `Machine: ${l.cores} cores (${l.cpu}), Node ${l.node}. Limits measured in this run: Ed25519 ${fmt(l.ed25519VerifyPerSecPerCore)} verify/s per core${l.ed25519OpenSslVerifyPerSecPerCore ? ` (libsodium, the nodes' verifier; node:crypto's OpenSSL ${fmt(l.ed25519OpenSslVerifyPerSecPerCore)})` : ''}; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.`,
+    `Machine: ${l.cores} cores (${l.cpu}), Node ${l.node}. Limits measured in this run: ${ed25519LimitText(l, fmt)}; BLS aggregate ${fmt(l.blsAggregateVerifyPerSec)} verify/s; RocksDB ${fmt(l.rocksdbPutsPerSec)} batched puts/s; libp2p loopback ${fmt(l.libp2pMsgsPerSec)} msg/s.`,
     '',
     '| run | rate control | committed tx/s | p50 ms | p95 ms | p99 ms | max ms | sent | committed | rejected | bound tx/s | ratio |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',

@@ -91,12 +91,10 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     log(`${name}: prepared in ${((performance.now() - preparedAt) / 1000).toFixed(1)} s; the clock starts now`);
 
     const before = await clients[0]!.getTotalTransactionCount();
-    // Only when the driver sends to every validator: the sum then covers the whole cluster.
-    const countChecks = o.workload.signed && o.urls.length === validators;
-    const checksBefore = countChecks ? await signatureChecks(o.urls) : null;
-    // The nodes' own CPU during the run, summed the same way: what a committed transaction cost them.
+    // Only when the driver sends to every validator: sums over the nodes then cover the whole cluster.
     const everyValidator = o.urls.length === validators;
-    const cpuBefore = everyValidator ? await nodesCpuSeconds(o.urls) : null;
+    const countChecks = o.workload.signed && everyValidator;
+    const countersBefore = everyValidator ? await readNodeCounters(o.urls) : null;
     const printer = o.progress === false ? null : new ProgressPrinter(name, o.progress);
     const d = await drive({
       urls: o.urls,
@@ -111,8 +109,17 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     printer?.finish();
     // The count and the receipts below come from the first node: it may be a block behind the one that told of the last.
     await waitForHeight(clients[0]!, d.endHeight).catch((err: Error) => d.notes.push(`${o.urls[0]} did not reach the run's last block: ${err.message}`));
-    const cpuAfter = everyValidator ? await nodesCpuSeconds(o.urls) : null;
-    const nodeCpuSeconds = !everyValidator ? undefined : cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null;
+    const countersAfter = everyValidator ? await readNodeCounters(o.urls) : null;
+    // only asked for when every validator was read (countersBefore and countersAfter are set)
+    const during = (counter: (c: NodeCounters) => number | null): number | null => {
+      const [a, b] = [counter(countersBefore!), counter(countersAfter!)];
+      return a === null || b === null ? null : b - a;
+    };
+    // The nodes' own CPU: what the committed transactions cost them.
+    const nodeCpuSeconds = everyValidator ? during((c) => c.cpuSeconds) : undefined;
+    const signatureChecksDone = countChecks ? during((c) => c.signatureChecks) : undefined;
+    const signatureCheckReasons =
+      countChecks && signatureChecksDone !== null ? Object.fromEntries([...countersAfter!.checksByReason].map(([reason, n]) => [reason, n - (countersBefore!.checksByReason.get(reason) ?? 0)])) : undefined;
     const after = await clients[0]!.getTotalTransactionCount().catch((err: Error) => {
       d.notes.push(`the chain's count of rejected transactions could not be read after the run (${err.message}): rejections in blocks are not counted`);
       return null;
@@ -129,11 +136,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
         if (r && r.status === 'rejected') executionRejected.set(committed[k]!, { code: r.code, log: r.log });
       });
     }
-    const checksAfter = countChecks ? await signatureChecks(o.urls) : null;
-    const counted = countChecks && checksBefore !== null && checksAfter !== null;
-    const signatureChecksDone = !countChecks ? undefined : counted ? checksAfter.total - checksBefore.total : null;
-    const signatureCheckReasons = counted ? Object.fromEntries([...checksAfter.byReason].map(([reason, n]) => [reason, n - (checksBefore.byReason.get(reason) ?? 0)])) : undefined;
-    return analyzeRun(d, {
+    return analyzeRun(
+      d,
+      {
         name,
         workload: o.workload.name,
         validators,
@@ -144,37 +149,40 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
         signatureCheckReasons,
         nodeCpuSeconds,
         ...(o.workload.signed && o.limits.ed25519VerifyPerSecPerCore > 0 ? { verifyCpuSeconds: 1 / o.limits.ed25519VerifyPerSecPerCore } : {}),
-      }, executionRejected);
+      },
+      executionRejected,
+    );
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }
 }
 
-/** goodness_process_process_cpu_seconds_total (user and system, every thread) summed over the nodes; null if a node's cannot be read. */
-async function nodesCpuSeconds(urls: string[]): Promise<number | null> {
-  const texts = await Promise.all(urls.map((url) => metricsText(url, 10_000)));
-  let total = 0;
-  for (const text of texts) {
-    const t = text === null ? null : metricTotal(text, 'goodness_process_process_cpu_seconds_total');
-    if (t === null) return null;
-    total += t;
-  }
-  return total;
+/** The counters a run reads from every node's /metrics before and after it; a figure is null when a node's cannot be read. */
+interface NodeCounters {
+  /** goodness_process_process_cpu_seconds_total: user and system, every thread */
+  cpuSeconds: number | null;
+  /** goodness_signature_checks_total */
+  signatureChecks: number | null;
+  /** goodness_signature_check_requests_total by reason */
+  checksByReason: Map<string, number>;
 }
 
-/**
- * goodness_signature_checks_total summed over the nodes' /metrics, and the checks they asked for
- * by reason (goodness_signature_check_requests_total); null if a node's cannot be read.
- */
-async function signatureChecks(urls: string[]): Promise<{ total: number; byReason: Map<string, number> } | null> {
+/** Each node's /metrics read once, its counters summed over the nodes. */
+async function readNodeCounters(urls: string[]): Promise<NodeCounters> {
   const texts = await Promise.all(urls.map((url) => metricsText(url, 10_000)));
-  let total = 0;
-  const byReason = new Map<string, number>();
+  const sum = (name: string): number | null => {
+    let total = 0;
+    for (const text of texts) {
+      const t = text === null ? null : metricTotal(text, name);
+      if (t === null) return null;
+      total += t;
+    }
+    return total;
+  };
+  const checksByReason = new Map<string, number>();
   for (const text of texts) {
-    const t = text === null ? null : metricTotal(text, 'goodness_signature_checks_total');
-    if (text === null || t === null) return null;
-    total += t;
-    for (const [reason, n] of metricByLabel(text, 'goodness_signature_check_requests_total', 'reason')) byReason.set(reason, (byReason.get(reason) ?? 0) + n);
+    if (text === null) continue;
+    for (const [reason, n] of metricByLabel(text, 'goodness_signature_check_requests_total', 'reason')) checksByReason.set(reason, (checksByReason.get(reason) ?? 0) + n);
   }
-  return { total, byReason };
+  return { cpuSeconds: sum('goodness_process_process_cpu_seconds_total'), signatureChecks: sum('goodness_signature_checks_total'), checksByReason };
 }

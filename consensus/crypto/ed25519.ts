@@ -63,6 +63,11 @@ export class Ed25519Signer {
   }
 }
 
+/** A raw public key (64 hex) as a node:crypto KeyObject, for checks by OpenSSL beside libsodium's (the bench's comparison, tests). */
+export function nodeCryptoPublicKey(publicKeyHex: string): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(publicKeyHex, 'hex')]), format: 'der', type: 'spki' });
+}
+
 /** Verifies a hex signature under a hex public key; false for any malformed input. */
 export function ed25519Verify(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
   const sig = fromHex(signatureHex, 64);
