@@ -75,6 +75,10 @@ test('goodness bench: report files, the JSON of spec/cli.md, path printed last, 
     // the node's own CPU during the run, read from its /metrics before and after
     assert.ok(run.nodeCpuUsPerTx > 0, `nodeCpuUsPerTx ${run.nodeCpuUsPerTx}`);
     assert.match(first.stdout, /node CPU: [\d,]+ µs per committed transaction over the 1 validator\b/);
+    // the driver's own CPU, and the share of this host that the node and the driver used
+    assert.ok(run.driverCpuUsPerTx > 0, `driverCpuUsPerTx ${run.driverCpuUsPerTx}`);
+    assert.ok(run.hostCpuShare > 0 && run.hostCpuShare <= 1.05, `hostCpuShare ${run.hostCpuShare}`);
+    assert.match(first.stdout, /driver CPU: [\d,]+ µs per committed transaction \(sending, tracking commits\); the nodes and the driver used \d+% of this host's \d+ cores over /);
     assert.match(first.stdout, /\| kv, 1 validator \| fixed rate 800 tx\/s \| /);
 
     const second = await goodness(['bench', '--rpc', node.url, '--backlog', '200', '--duration', '2', '--out', join(dir, 'b'), '--compare', join(dir, 'a', 'report.json')]);

@@ -120,6 +120,27 @@ test("the nodes' CPU per committed transaction, split into signature checks and 
   assert.ok(openSsl.notes.some((n) => n.startsWith("ratio to the bound at node:crypto's OpenSSL rate (50 tx/s)")), openSsl.notes.join('\n'));
 });
 
+test("the driver's CPU per committed transaction, and the share of a shared host the run used", () => {
+  const meta = { name: 'goodness, 4 validators', workload: 'goodness' as const, validators: 4, bound: 100, boundBy: 'test' };
+  // 4 committed: 0.0002 driver CPU-seconds = 50 µs each; (0.0036 + 0.0002) / (2 cores x 0.002 s) = 95%
+  const shared = analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: 0.0036, driverCpuSeconds: 0.0002, windowSec: 0.002, hostCores: 2 });
+  assert.is(shared.driverCpuUsPerTx, 50);
+  assert.is(shared.hostCpuShare, 0.95);
+  assert.ok(
+    shared.notes.includes('driver CPU: 50 µs per committed transaction (sending, tracking commits); the nodes and the driver used 95% of this host\'s 2 cores over 0.0 s (CPU-bound: tx/s is the cores over the CPU per transaction)'),
+    shared.notes.join('\n'),
+  );
+  const idle = analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: 0.001, driverCpuSeconds: 0.0002, windowSec: 0.002, hostCores: 2 });
+  assert.is(idle.hostCpuShare, 0.3);
+  assert.ok(idle.notes.some((n) => n.endsWith('used 30% of this host\'s 2 cores over 0.0 s')), 'not called CPU-bound: ' + idle.notes.join('\n'));
+  const remote = analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: 0.0036, driverCpuSeconds: 0.0002, windowSec: 0.002 });
+  assert.is(remote.driverCpuUsPerTx, 50);
+  assert.is(remote.hostCpuShare, undefined, 'nodes on other hosts: no share of this one');
+  assert.ok(remote.notes.includes('driver CPU: 50 µs per committed transaction (sending, tracking commits)'), remote.notes.join('\n'));
+  assert.is(analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: null, driverCpuSeconds: 0.0002, windowSec: 0.002, hostCores: 2 }).hostCpuShare, null, 'a node whose metrics could not be read');
+  assert.is(analyzeRun(driveResult(), meta).driverCpuUsPerTx, undefined, 'not measured');
+});
+
 test('refusal codes are named', () => {
   assert.is(labelCode('-32001/3'), '-32001/3 BAD_SIGNATURE');
   assert.is(labelCode('block/17'), 'block/17 INSUFFICIENT_POINTS');

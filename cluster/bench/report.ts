@@ -37,6 +37,17 @@ export interface RunReport {
    */
   nodeCpuUsPerTx?: number | null;
   /**
+   * The driver's own CPU (this process, every thread) per committed transaction, in µs, from the
+   * first send to the last counter read: on a shared host it competes with the nodes.
+   */
+  driverCpuUsPerTx?: number;
+  /**
+   * The share of the host's cores that the nodes and the driver used together over the run, when
+   * they all ran on this host: near 1, the run was CPU-bound and its tx/s is the host's cores over
+   * the CPU per transaction (nodeCpuUsPerTx + driverCpuUsPerTx); well below 1, something else held it.
+   */
+  hostCpuShare?: number | null;
+  /**
    * Signatures the nodes verified during the run (their goodness_signature_checks_total), per
    * committed transaction, summed over the nodes the driver sent to: the bound assumes one per
    * transaction and validator; vouching (cluster/vouching.ts) needs f + 1. Null when a node's
@@ -113,6 +124,12 @@ export interface RunMeta {
   verifyCpuSeconds?: number;
   /** goodness_signature_check_requests_total by reason, summed over the nodes during the run */
   signatureCheckReasons?: Record<string, number>;
+  /** the driver's CPU seconds, every thread, over the same window as nodeCpuSeconds */
+  driverCpuSeconds?: number;
+  /** wall seconds between the two reads of the nodes' counters */
+  windowSec?: number;
+  /** the host's cores, when the nodes and the driver share it (every URL local): for hostCpuShare */
+  hostCores?: number;
 }
 
 /**
@@ -205,6 +222,7 @@ export function analyzeRun(d: DriveResult, meta: RunMeta, executionRejected: Map
     notes,
     ...signatureFigures(meta, committed, notes),
     ...cpuFigures(meta, committed, notes),
+    ...hostFigures(meta, committed, notes),
   };
 }
 
@@ -227,6 +245,28 @@ function cpuFigures(meta: RunMeta, committed: number, notes: string[]): Pick<Run
   }
   notes.push(`node CPU: ${Math.round(perTx).toLocaleString('en-US')} µs per committed transaction over the ${meta.validators} validator${meta.validators === 1 ? '' : 's'}${each}${split}`);
   return { nodeCpuUsPerTx: Math.round(perTx) };
+}
+
+/** The driver's CPU per committed transaction, and how much of a shared host the run used. */
+function hostFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'driverCpuUsPerTx' | 'hostCpuShare'> {
+  if (meta.driverCpuSeconds === undefined || committed === 0) return {};
+  const driverCpuUsPerTx = Math.round((meta.driverCpuSeconds / committed) * 1e6);
+  const driver = `driver CPU: ${driverCpuUsPerTx.toLocaleString('en-US')} µs per committed transaction (sending, tracking commits)`;
+  if (meta.hostCores === undefined || !meta.windowSec || meta.nodeCpuSeconds === undefined) {
+    notes.push(driver);
+    return { driverCpuUsPerTx };
+  }
+  if (meta.nodeCpuSeconds === null) {
+    notes.push(driver);
+    return { driverCpuUsPerTx, hostCpuShare: null };
+  }
+  const share = (meta.nodeCpuSeconds + meta.driverCpuSeconds) / (meta.hostCores * meta.windowSec);
+  const hostCpuShare = Math.round(share * 1000) / 1000;
+  notes.push(
+    `${driver}; the nodes and the driver used ${(share * 100).toFixed(0)}% of this host's ${meta.hostCores} cores over ${meta.windowSec.toFixed(1)} s` +
+      (share >= 0.9 ? ' (CPU-bound: tx/s is the cores over the CPU per transaction)' : ''),
+  );
+  return { driverCpuUsPerTx, hostCpuShare };
 }
 
 function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx' | 'signatureCheckReasonsPerTx'> {

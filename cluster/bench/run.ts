@@ -95,6 +95,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     const everyValidator = o.urls.length === validators;
     const countChecks = o.workload.signed && everyValidator;
     const countersBefore = everyValidator ? await readNodeCounters(o.urls) : null;
+    // The driver's CPU over the same window as the nodes' (from just after their first read).
+    const windowStart = performance.now();
+    const driverCpuAtStart = process.cpuUsage();
     const printer = o.progress === false ? null : new ProgressPrinter(name, o.progress);
     const d = await drive({
       urls: o.urls,
@@ -109,7 +112,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
     printer?.finish();
     // The count and the receipts below come from the first node: it may be a block behind the one that told of the last.
     await waitForHeight(clients[0]!, d.endHeight).catch((err: Error) => d.notes.push(`${o.urls[0]} did not reach the run's last block: ${err.message}`));
+    const driverCpu = process.cpuUsage(driverCpuAtStart);
     const countersAfter = everyValidator ? await readNodeCounters(o.urls) : null;
+    const windowSec = (performance.now() - windowStart) / 1000;
     // only asked for when every validator was read (countersBefore and countersAfter are set)
     const during = (counter: (c: NodeCounters) => number | null): number | null => {
       const [a, b] = [counter(countersBefore!), counter(countersAfter!)];
@@ -148,6 +153,9 @@ export async function benchRun(o: BenchRunOptions): Promise<RunReport> {
         signatureChecks: signatureChecksDone,
         signatureCheckReasons,
         nodeCpuSeconds,
+        driverCpuSeconds: (driverCpu.user + driverCpu.system) / 1e6,
+        windowSec,
+        ...(local ? { hostCores: o.limits.cores } : {}),
         ...(o.workload.signed && o.limits.ed25519VerifyPerSecPerCore > 0 ? { verifyCpuSeconds: 1 / o.limits.ed25519VerifyPerSecPerCore } : {}),
       },
       executionRejected,
