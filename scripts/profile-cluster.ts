@@ -4,6 +4,7 @@
 // PERF=S: `perf record -a` for S seconds from 3 s after the clock starts (nodes get
 // --perf-basic-prof), then the machine's CPU by thread and category (scripts/perf-categories.ts);
 // perf.data stays in PERF_DIR (/tmp/prof). WARMUP=S: S seconds of load at 2,000 tx/s first, not measured.
+// DRIVER_PROF=1: the load driver runs with --cpu-prof too (its profile in PROF_DIR).
 //   npx node --import tsx scripts/profile-cluster.ts [RATE|max|backlog:N] [SECONDS] [VALIDATORS]
 //   NO_PROF=1 PERF=15 WORKLOAD=goodness npx node --import tsx scripts/profile-cluster.ts max 20 4
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,7 +25,8 @@ try {
   const urls = cluster.nodes.map((n) => n.url).join(',');
   const benchArgs = (rateArgs: string[], secs: string) => [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...rateArgs, '--duration', secs, '--out', '/tmp/prof/bench'];
   if (process.env.WARMUP) spawnSync(process.execPath, benchArgs(['--rate', '2000'], process.env.WARMUP), { stdio: 'ignore' });
-  const bench = spawn(process.execPath, benchArgs(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate], seconds), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const driverFlags = process.env.DRIVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`] : [];
+  const bench = spawn(process.execPath, [...driverFlags, ...benchArgs(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate], seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let perf: ReturnType<typeof spawn> | null = null;
   bench.stdout.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);

@@ -7,6 +7,7 @@ import { TxState, type DriveResult } from '../cluster/bench/driver.ts';
 import type { Limits } from '../cluster/bench/limits.ts';
 import { FixedBacklog, FixedRate, MaxRate } from '../cluster/bench/rate.ts';
 import { analyzeRun, labelCode, markdownTable, skippedRun, type BenchReport } from '../cluster/bench/report.ts';
+import { batchBody, encodeSendCall } from '../cluster/bench/sender.ts';
 import { percentile, summarize } from '../cluster/bench/stats.ts';
 
 test('nearest-rank percentiles of a hand-computed case', () => {
@@ -139,6 +140,19 @@ test("the driver's CPU per committed transaction, and the share of a shared host
   assert.ok(remote.notes.includes('driver CPU: 50 µs per committed transaction (sending, tracking commits)'), remote.notes.join('\n'));
   assert.is(analyzeRun(driveResult(), { ...meta, nodeCpuSeconds: null, driverCpuSeconds: 0.0002, windowSec: 0.002, hostCores: 2 }).hostCpuShare, null, 'a node whose metrics could not be read');
   assert.is(analyzeRun(driveResult(), meta).driverCpuUsPerTx, undefined, 'not measured');
+});
+
+test('a JSON-RPC batch is the pre-encoded calls copied into one body', () => {
+  const calls = [encodeSendCall(0, '0xab'), encodeSendCall(7, '0xcdef'), Buffer.from('{"note":"é ü 漢"}', 'utf8')];
+  const body = batchBody(calls);
+  assert.equal(JSON.parse(body.toString('utf8')), [
+    { jsonrpc: '2.0', id: 0, method: 'sendTransaction', params: ['0xab'] },
+    { jsonrpc: '2.0', id: 7, method: 'sendTransaction', params: ['0xcdef'] },
+    { note: 'é ü 漢' },
+  ]);
+  assert.is(body.length, calls.reduce((n, c) => n + c.length, 0) + calls.length + 1, 'brackets and commas only');
+  assert.is(batchBody([calls[1]!]).toString('utf8'), `[${calls[1]!.toString('utf8')}]`);
+  assert.is(batchBody([]).toString('utf8'), '[]');
 });
 
 test('refusal codes are named', () => {
