@@ -195,9 +195,30 @@ test('rate controllers: fixed rate by the clock, backlog by what is in flight, m
   assert.is(backlog.allowance({ elapsedMs: 5, attempts: 100, pending: 100, readyRetries: 0 }), 0);
   // a retry does not grow the backlog: it is already counted in flight
   assert.is(backlog.allowance({ elapsedMs: 5, attempts: 100, pending: 100, readyRetries: 20 }), 20);
-  assert.is(new MaxRate().allowance(), Number.POSITIVE_INFINITY);
+  assert.is(new MaxRate().allowance({ elapsedMs: 5, attempts: 10_000, pending: 10_000, readyRetries: 0 }), Number.POSITIVE_INFINITY, 'max: unlimited until the nodes push back');
   assert.throws(() => new FixedRate(0));
   assert.throws(() => new FixedBacklog(0));
+});
+
+test('maximum rate: the first -32002 after a commit cuts the backlog to 3/4, each commit raises it by 1/4 of what committed', () => {
+  const max = new MaxRate();
+  const at = (pending: number, readyRetries = 0) => max.allowance({ elapsedMs: 1000, attempts: pending, pending, readyRetries });
+  max.onCommitted(1000);
+  assert.is(max.ceiling, Number.POSITIVE_INFINITY, 'commits alone set no ceiling');
+  max.onBackpressure(20_000);
+  assert.is(max.ceiling, 15_000);
+  assert.is(at(20_000), 0, 'no new transactions over the ceiling');
+  assert.is(at(20_000, 300), 300, 'refused ones are still sent again: they are already in the backlog');
+  max.onBackpressure(18_000);
+  assert.is(max.ceiling, 15_000, 'answers to requests sent before the cut do not cut again');
+  max.onCommitted(2000);
+  assert.is(max.ceiling, 15_500, 'a commit raises the ceiling by a quarter of what committed');
+  assert.is(at(15_000), 500);
+  max.onBackpressure(16_000);
+  assert.is(max.ceiling, 11_625, 'after a commit the next -32002 cuts again, from the lower of ceiling and backlog');
+  const slow = new MaxRate();
+  slow.onBackpressure(100);
+  assert.is(slow.ceiling, 500, 'never below the floor');
 });
 
 test.run();

@@ -158,6 +158,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     // A committed block empties the nodes' pools of its transactions: whoever was told -32002
     // may try again now rather than sit out the rest of its pause.
     if (block.hashes.length > 0) releaseBackpressure(at);
+    const committedBefore = committed;
     for (const hash of block.hashes) {
       const i = indexOf.get(hash);
       if (i === undefined) continue;
@@ -173,6 +174,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
       committed++;
       if (at > lastCommitAt) lastCommitAt = at;
     }
+    if (committed > committedBefore) controller.onCommitted?.(committed - committedBefore);
   };
   const tracker = new CommitTracker(clients, onBlock);
 
@@ -238,6 +240,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
       }
     }
     if (poolFull > 0) {
+      controller.onBackpressure?.(pending());
       backpressured += poolFull;
       const s = Math.floor(at / 1000);
       backpressuredBySecond[s] = (backpressuredBySecond[s] ?? 0) + poolFull;
@@ -319,7 +322,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
         if (next >= newLimit) sending = false;
       }
     }
-    let budget = controller.allowance({ elapsedMs: at, attempts, pending: pending(), readyRetries: controller.spec.kind === 'backlog' ? readyRetries(at) : 0 });
+    let budget = controller.allowance({ elapsedMs: at, attempts, pending: pending(), readyRetries: controller.spec.kind === 'rate' ? 0 : readyRetries(at) });
     while (budget >= 1) {
       const node = pickNode(at);
       if (node < 0) break;
