@@ -53,6 +53,7 @@ const IDLE_VERIFY_AFTER_MS = 1_000;
 /** the verifier backlog under which a non-leader verifies vouched entries anyway (idle workers) */
 const VOUCHED_IDLE_BACKLOG = 64;
 const VOUCHED_PER_TICK = 512;
+const POOL_FULL_LOG = 'the transaction pool is full: back off and retry';
 /** Why a node asks for a signature check (goodness_signature_check_requests_total). */
 const CHECK_REASONS = ['client', 'designated', 'peer', 'block-unvouched', 'block-fetched', 'vouchers-late', 'idle'] as const;
 type CheckReason = (typeof CHECK_REASONS)[number];
@@ -311,7 +312,7 @@ export class GoodnessNode {
       if (peer !== undefined) this.addVoucher(hash, peer);
       return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
     }
-    if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: 'the transaction pool is full: back off and retry' };
+    if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: POOL_FULL_LOG };
     const waiting: Pick<Admission, 'signature'> = {};
     const admission: Admission = Object.assign(waiting, { done: this.checkNew(bytes, hash, from, waiting, peer) });
     this.admitting.set(hash, admission);
@@ -330,6 +331,13 @@ export class GoodnessNode {
     const admission = this.admitting.get(hash);
     if (admission?.signature) void this.verifier.verify(admission.signature, 'block');
     return admission?.done;
+  }
+
+  /** NodeApi.clientPoolFull: the pool-full refusal of check(), for a client, before decoding and hashing. */
+  clientPoolFull(size: number): string | null {
+    if (!this.pool.isFull(size) && !this.clientsShareFull()) return null;
+    this.admissions.inc({ result: 'pool-full' });
+    return POOL_FULL_LOG;
   }
 
   /**
@@ -377,7 +385,7 @@ export class GoodnessNode {
       return { ok: true, hash };
     }
     if (added === 'duplicate') return { ok: false, error: 'duplicate', log: `(from, nonce) of ${hash} is already pending` };
-    return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : 'the transaction pool is full: back off and retry' };
+    return { ok: false, error: 'pool-full', log: added === 'sender-cap' ? 'this sender has too many pending transactions: back off and retry' : POOL_FULL_LOG };
   }
 
   /**
@@ -597,6 +605,7 @@ export class GoodnessNode {
       version: VERSION,
       store: this.store,
       submitTx: (bytes) => node.submitTx(bytes),
+      clientPoolFull: (size) => node.clientPoolFull(size),
       pendingCount: () => node.pool.size,
       validatorsAt: (height) => node.engine.validatorsAt(height),
       consensusStatus: () => node.engine.status(),

@@ -129,6 +129,19 @@ function rawTxBytes(checkedHex: string): Uint8Array {
   return Buffer.from(checkedHex.slice(2), 'hex');
 }
 
+/**
+ * -32002 before the transaction is decoded and hashed, when the node takes no client transaction
+ * now (NodeApi.clientPoolFull). A client that keeps sending to a full node then costs it a few
+ * comparisons per transaction instead of a hex decode, a SHA-256 and a pool lookup (a third of
+ * a refusal's cost on the node's main thread). Such a transaction is not checked for being a
+ * duplicate first: sent again later, it is told -32003 then.
+ */
+function refuseIfPoolFull(api: NodeApi, checkedHex: string): void {
+  if (checkedHex.length === 2) return;
+  const full = api.clientPoolFull?.((checkedHex.length - 2) / 2);
+  if (full) throw submitError({ ok: false, error: 'pool-full', log: full });
+}
+
 export const methods = {
   // --- Transactions ---
   sendTransaction: define<[rawTx: string], string>({
@@ -138,6 +151,7 @@ export const methods = {
       return [tx as string];
     },
     handler: async ({ api }, [rawTx]) => {
+      refuseIfPoolFull(api, rawTx);
       const bytes = rawTxBytes(rawTx);
       const result = await api.submitTx(bytes);
       if (!result.ok) throw submitError(result);
@@ -153,6 +167,7 @@ export const methods = {
       return timeoutMs === undefined ? [tx as string] : [tx as string, timeoutMs];
     },
     handler: async ({ api, commits, signal }, [rawTx, timeoutMs]) => {
+      refuseIfPoolFull(api, rawTx);
       const bytes = rawTxBytes(rawTx);
       const hash = txHash(bytes);
       // Expect the receipt before submitting: the block could commit before submitTx returns.

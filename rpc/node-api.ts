@@ -38,6 +38,12 @@ export interface NodeApi {
   readonly store: ChainReader;
   /** admission: size, duplicates (pool and committed), the state machine's checkTx, pool limits */
   submitTx(bytes: Uint8Array): Promise<SubmitResult>;
+  /**
+   * Why a client's transaction of `size` bytes would be refused with -32002 now, asked before it
+   * is decoded or hashed (the log); null when it may be admitted. Optional: without it every
+   * transaction goes to submitTx.
+   */
+  clientPoolFull?(size: number): string | null;
   pendingCount(): number;
   /** the validator set that signs block `height` */
   validatorsAt(height: number): Validator[];

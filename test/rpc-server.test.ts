@@ -35,6 +35,9 @@ class TestNode implements NodeApi {
   readonly store: MemoryChain;
   readonly pending = new Map<string, Uint8Array>();
   poolLimit = 50;
+  /** what clientPoolFull says (null: room); submitTx calls counted to see what it kept from them */
+  fullBeforeDecoding: string | null = null;
+  submitted = 0;
   isHealthy = true;
   private readonly listeners = new Set<(b: StoredBlock, r: Receipt[]) => void>();
   constructor(
@@ -43,7 +46,11 @@ class TestNode implements NodeApi {
   ) {
     this.store = new MemoryChain(chain, set);
   }
+  clientPoolFull(_size: number): string | null {
+    return this.fullBeforeDecoding;
+  }
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
+    this.submitted++;
     const d = decodeTx(bytes, this.chain);
     if (!d.ok) return { ok: false, error: 'refused', code: d.code, log: d.log };
     if (this.pending.has(d.tx.hash) || (await this.store.hasTx(d.tx.hash))) return { ok: false, error: 'duplicate', log: 'already known' };
@@ -374,6 +381,19 @@ test('transactions: admission errors, then receipts, blocks and proofs that a li
     const full = await rpcError(client.sendTx(alice, { type: 'test.op', body: {} }));
     assert.is(full.code, ErrorCode.POOL_FULL);
     node.poolLimit = 50;
+    // A node whose pool takes no client transaction says so before decoding: even junk gets
+    // -32002, and admission is not reached; bad params are still -32602.
+    node.fullBeforeDecoding = 'the transaction pool is full: back off and retry';
+    const submittedBefore = node.submitted;
+    const early = await rpcError(client.sendTransaction('0x7b7d'));
+    assert.is(early.code, ErrorCode.POOL_FULL);
+    assert.match(early.message, /pool is full, back off and retry: the transaction pool is full/);
+    const earlyWait = await rpcError(client.sendTransactionAndWait('0x7b7d', 1000));
+    assert.is(earlyWait.code, ErrorCode.POOL_FULL);
+    assert.is((await rpcError(client.sendTransaction('0xZZ'))).code, ErrorCode.INVALID_PARAMS);
+    assert.is((await rpcError(client.sendTransaction('0x'))).code, ErrorCode.INVALID_PARAMS, 'empty: invalid params, not pool-full');
+    assert.is(node.submitted, submittedBefore, 'admission never ran');
+    node.fullBeforeDecoding = null;
     assert.is(await client.getTransactionReceipt(hash), null, 'null while pending');
     assert.is(await client.getTransactionProof(hash), null);
     assert.is(await client.getTransactionByHash(hash), null);
