@@ -61,9 +61,9 @@ export class FixedBacklog implements RateController {
  * first -32002 after a commit cuts it to three quarters of the backlog at that moment, and each
  * commit raises it by a quarter of what committed, so it probes back up to where the nodes push
  * back, about once every few seconds. Without it, each commit freed pool room that the driver's
- * requests in flight overran at once: 1.5 refused calls per committed transaction on 4 validators,
- * and refusing them cost the nodes some 8% more CPU per committed transaction than a backlog
- * that stays under their pools (README, "Rate control").
+ * requests in flight overran at once: 1.4-2.0 refused calls per committed transaction on 4
+ * validators, and refusing them cost the nodes about 9% more CPU per committed transaction than a
+ * backlog that stays under their pools (README, "The load driver: `goodness bench`").
  */
 export class MaxRate implements RateController {
   readonly spec: RateSpec = { kind: 'max' };
