@@ -312,7 +312,7 @@ export class GoodnessNode {
       if (peer !== undefined) this.addVoucher(hash, peer);
       return { ok: false, error: 'duplicate', log: `transaction ${hash} is already pending` };
     }
-    if (this.pool.isFull(bytes.length) || (from === 'client' && this.clientsShareFull())) return { ok: false, error: 'pool-full', log: POOL_FULL_LOG };
+    if (this.noRoomFor(bytes.length, from)) return { ok: false, error: 'pool-full', log: POOL_FULL_LOG };
     const waiting: Pick<Admission, 'signature'> = {};
     const admission: Admission = Object.assign(waiting, { done: this.checkNew(bytes, hash, from, waiting, peer) });
     this.admitting.set(hash, admission);
@@ -335,9 +335,14 @@ export class GoodnessNode {
 
   /** NodeApi.clientPoolFull: the pool-full refusal of check(), for a client, before decoding and hashing. */
   clientPoolFull(size: number): string | null {
-    if (!this.pool.isFull(size) && !this.clientsShareFull()) return null;
+    if (!this.noRoomFor(size, 'client')) return null;
     this.admissions.inc({ result: 'pool-full' });
     return POOL_FULL_LOG;
+  }
+
+  /** Whether the pool refuses a transaction of `size` bytes from `from` for want of room (-32002). */
+  private noRoomFor(size: number, from: VerifyPriority): boolean {
+    return this.pool.isFull(size) || (from === 'client' && this.clientsShareFull());
   }
 
   /**

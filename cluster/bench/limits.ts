@@ -45,24 +45,27 @@ function rate(seconds: number, round: number, fn: () => void): number {
   return n / ((now - started) / 1000);
 }
 
-export function measureEd25519(seconds = 1): number {
+/** A message about the size of the signed part of a goodness transaction, signed by a new key. */
+function signedSample(): { publicKey: string; msg: Uint8Array; sig: string } {
   const signer = new Ed25519Signer(ed25519Keygen().secretKey);
-  // About the size of the signed part of a goodness transaction.
   const msg = utf8('x'.repeat(300));
-  const sig = signer.sign(msg);
+  return { publicKey: signer.publicKey, msg, sig: signer.sign(msg) };
+}
+
+export function measureEd25519(seconds = 1): number {
+  const { publicKey, msg, sig } = signedSample();
   return rate(seconds, 100, () => {
-    if (!ed25519Verify(signer.publicKey, msg, sig)) throw new Error('Ed25519 self-check failed');
+    if (!ed25519Verify(publicKey, msg, sig)) throw new Error('Ed25519 self-check failed');
   });
 }
 
 /** node:crypto's (OpenSSL) Ed25519 verification, its key parsed once, as the nodes verified before libsodium. */
 export function measureEd25519OpenSsl(seconds = 1): number {
-  const signer = new Ed25519Signer(ed25519Keygen().secretKey);
-  const msg = utf8('x'.repeat(300));
-  const sig = Buffer.from(signer.sign(msg), 'hex');
-  const key = nodeCryptoPublicKey(signer.publicKey);
+  const sample = signedSample();
+  const sig = Buffer.from(sample.sig, 'hex');
+  const key = nodeCryptoPublicKey(sample.publicKey);
   return rate(seconds, 100, () => {
-    if (!verify(null, msg, key, sig)) throw new Error('Ed25519 (OpenSSL) self-check failed');
+    if (!verify(null, sample.msg, key, sig)) throw new Error('Ed25519 (OpenSSL) self-check failed');
   });
 }
 

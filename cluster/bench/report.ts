@@ -251,22 +251,20 @@ function cpuFigures(meta: RunMeta, committed: number, notes: string[]): Pick<Run
 function hostFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'driverCpuUsPerTx' | 'hostCpuShare'> {
   if (meta.driverCpuSeconds === undefined || committed === 0) return {};
   const driverCpuUsPerTx = Math.round((meta.driverCpuSeconds / committed) * 1e6);
-  const driver = `driver CPU: ${driverCpuUsPerTx.toLocaleString('en-US')} µs per committed transaction (sending, tracking commits)`;
-  if (meta.hostCores === undefined || !meta.windowSec || meta.nodeCpuSeconds === undefined) {
-    notes.push(driver);
+  let note = `driver CPU: ${driverCpuUsPerTx.toLocaleString('en-US')} µs per committed transaction (sending, tracking commits)`;
+  // A share only when the nodes share this host and their CPU was asked for (null: not readable).
+  const { hostCores, windowSec, nodeCpuSeconds } = meta;
+  if (hostCores === undefined || !windowSec || nodeCpuSeconds === undefined) {
+    notes.push(note);
     return { driverCpuUsPerTx };
   }
-  if (meta.nodeCpuSeconds === null) {
-    notes.push(driver);
-    return { driverCpuUsPerTx, hostCpuShare: null };
+  const share = nodeCpuSeconds === null ? null : (nodeCpuSeconds + meta.driverCpuSeconds) / (hostCores * windowSec);
+  if (share !== null) {
+    note += `; the nodes and the driver used ${(share * 100).toFixed(0)}% of this host's ${hostCores} cores over ${windowSec.toFixed(1)} s`;
+    if (share >= 0.9) note += ' (CPU-bound: tx/s is the cores over the CPU per transaction)';
   }
-  const share = (meta.nodeCpuSeconds + meta.driverCpuSeconds) / (meta.hostCores * meta.windowSec);
-  const hostCpuShare = Math.round(share * 1000) / 1000;
-  notes.push(
-    `${driver}; the nodes and the driver used ${(share * 100).toFixed(0)}% of this host's ${meta.hostCores} cores over ${meta.windowSec.toFixed(1)} s` +
-      (share >= 0.9 ? ' (CPU-bound: tx/s is the cores over the CPU per transaction)' : ''),
-  );
-  return { driverCpuUsPerTx, hostCpuShare };
+  notes.push(note);
+  return { driverCpuUsPerTx, hostCpuShare: share === null ? null : Math.round(share * 1000) / 1000 };
 }
 
 function signatureFigures(meta: RunMeta, committed: number, notes: string[]): Pick<RunReport, 'signatureChecksPerTx' | 'signatureCheckReasonsPerTx'> {

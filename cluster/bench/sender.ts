@@ -25,9 +25,9 @@ const CLOSE = 0x5d; // ]
 
 /** `[call,call,...]` as one buffer. */
 export function batchBody(calls: readonly Uint8Array[]): Buffer {
-  let size = 1 + calls.length;
+  // brackets, and a comma between each two calls
+  let size = 2 + Math.max(0, calls.length - 1);
   for (const c of calls) size += c.length;
-  if (calls.length === 0) size++;
   const body = Buffer.allocUnsafe(size);
   body[0] = OPEN;
   let at = 1;
