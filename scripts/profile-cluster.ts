@@ -5,13 +5,16 @@
 // --perf-basic-prof), then the machine's CPU by thread and category (scripts/perf-categories.ts);
 // perf.data stays in PERF_DIR (/tmp/prof). WARMUP=S: S seconds of load at 2,000 tx/s first, not measured.
 // DRIVER_PROF=1: the load driver runs with --cpu-prof too (its profile in PROF_DIR).
+// ALLOC=1: what the nodes allocate per committed transaction, while the clock runs, by file and
+// function (V8's sampling heap profiler, freed objects included: scripts/alloc-sample.mjs).
 //   npx node --import tsx scripts/profile-cluster.ts [RATE|max|backlog:N] [SECONDS] [VALIDATORS]
 //   NO_PROF=1 PERF=15 WORKLOAD=goodness npx node --import tsx scripts/profile-cluster.ts max 20 4
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../test/fixtures/cluster-process.ts';
+import { allocReport } from './alloc-report.ts';
 
 const rate = process.argv[2] ?? '6000';
 const seconds = process.argv[3] ?? '15';
@@ -19,7 +22,17 @@ const validators = Number(process.argv[4] ?? 4);
 const workload = process.env.WORKLOAD ?? 'kv';
 const perfSeconds = process.env.PERF ? Number(process.env.PERF) : 0;
 const perfDir = process.env.PERF_DIR ?? '/tmp/prof';
-const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(perfSeconds ? ['--perf-basic-prof'] : []), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+const allocDir = process.env.PROF_DIR ?? '/tmp/prof';
+if (process.env.ALLOC) {
+  mkdirSync(allocDir, { recursive: true });
+  for (const f of readdirSync(allocDir)) if (f.startsWith('alloc.')) rmSync(join(allocDir, f));
+  process.env.ALLOC_DIR = allocDir;
+}
+/** The sampled nodes' pids (each writes alloc.PID.ready); SIGUSR2 starts their sampling, the next stops it. */
+const signalSampledNodes = () => {
+  for (const f of readdirSync(allocDir)) if (f.endsWith('.ready')) process.kill(Number(f.split('.')[1]), 'SIGUSR2');
+};
+const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(perfSeconds ? ['--perf-basic-prof'] : []), ...(process.env.ALLOC ? ['--import', join(import.meta.dirname, 'alloc-sample.mjs')] : []), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
@@ -28,8 +41,13 @@ try {
   const driverFlags = process.env.DRIVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`] : [];
   const bench = spawn(process.execPath, [...driverFlags, ...benchArgs(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate], seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let perf: ReturnType<typeof spawn> | null = null;
+  let allocStarted = false;
   bench.stdout.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);
+    if (process.env.ALLOC && !allocStarted && chunk.toString().includes('the clock starts')) {
+      allocStarted = true;
+      signalSampledNodes();
+    }
     if (perfSeconds && !perf && chunk.toString().includes('the clock starts')) {
       mkdirSync(perfDir, { recursive: true });
       perf = spawn('sh', ['-c', `sleep 3 && perf record -F 499 -a -g -o ${join(perfDir, 'perf.data')} -- sleep ${perfSeconds}`], { stdio: 'inherit' });
@@ -43,6 +61,14 @@ try {
     if (script.status !== 0) console.log('perf: no breakdown (is perf installed: apt-get install linux-perf?)');
   }
   console.log('bench exit', status);
+  if (process.env.ALLOC) {
+    signalSampledNodes();
+    const ready = readdirSync(allocDir).filter((f) => f.endsWith('.ready'));
+    const files = ready.map((f) => join(allocDir, f.replace('.ready', '.heapprofile')));
+    for (let waited = 0; waited < 20_000 && !files.every((f) => existsSync(f)); waited += 200) await new Promise((r) => setTimeout(r, 200));
+    const committed = (JSON.parse(readFileSync('/tmp/prof/bench/report.json', 'utf8')) as { runs: { committed: number }[] }).runs[0]!.committed;
+    for (const line of allocReport(files.filter((f) => existsSync(f)), committed)) console.log(line);
+  }
   // METRICS=regex: the matching metric series, summed over the nodes (e.g. p2p bytes per channel).
   if (process.env.METRICS) {
     const match = new RegExp(process.env.METRICS);
