@@ -127,6 +127,12 @@ export interface StateMachine {
   query(path: string, caller: string | null): QueryAnswer;
 }
 
+/**
+ * An event of a receipt. The goodness handlers list attributes in JCS order (keys sorted by
+ * code unit): receipts are hashed as JCS for every transaction of every block, and attributes
+ * already in order are written by one JSON.stringify, with no sort (eventsJcs). Any order is
+ * still hashed correctly.
+ */
 export function event(type: string, attributes: Record<string, string>): Event {
   return { type, attributes };
 }

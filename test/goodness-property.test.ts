@@ -227,6 +227,13 @@ function step(w: World, twin: GoodnessLedger, specs: TxSpec[]): { ok: number; re
     if (a !== 'ok' && STATELESS.has(a as number)) assert.is(receipts[i]!.code, a, `${specs[i]!.type}: admission refused with ${a}, execution with ${receipts[i]!.code}`);
     if (receipts[i]!.status === 'rejected') assert.equal(receipts[i]!.events, []);
   });
+  // Handlers list event attributes in JCS order, so that receipts hash without sorting them (machine.ts, event).
+  for (const r of receipts) {
+    for (const e of r.events) {
+      const keys = Object.keys(e.attributes);
+      assert.equal(keys, [...keys].sort(), `${e.type}: event attributes out of JCS order`);
+    }
+  }
   return { ok: accepted.length, refused: receipts.length - accepted.length };
 }
 

@@ -53,7 +53,7 @@ export const consentGrant = defineHandler<{ consent: string; distributor: string
       user: ctx.tx.from,
     };
     state.put(consentKey(body.consent), consent);
-    return ok([event('consent.grant', { consent: body.consent, user: ctx.tx.from, distributor: body.distributor, scheme: body.scheme })]);
+    return ok([event('consent.grant', { consent: body.consent, distributor: body.distributor, scheme: body.scheme, user: ctx.tx.from })]);
   },
 });
 

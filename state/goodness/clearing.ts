@@ -62,7 +62,7 @@ export const clearingClose = defineHandler<{ batch: string; pools: string[] }>({
     const progress: BatchProgress = { batch: b.batch, status: 'closed', paymentRefs: [], settledAt: null, confirmedBy: [], disputedBy: [] };
     state.put(batchKey(b.batch), batch);
     state.put(batchProgressKey(b.batch), progress);
-    return ok([event('clearing.close', { batch: b.batch, redemptions: String(redemptions.length), lines: String(sortedLines.length), total: String(total) })]);
+    return ok([event('clearing.close', { batch: b.batch, lines: String(sortedLines.length), redemptions: String(redemptions.length), total: String(total) })]);
   },
 });
 

@@ -155,7 +155,7 @@ export const deedSubmit = defineHandler<SubmitBody>({
     state.put(evidence, b.deed);
     state.put(userAt, nextUser);
     state.put(schemeAt, nextScheme);
-    return ok([event('deed.submit', { deed: b.deed, user: b.user, scheme: b.scheme, points: String(points), requested: String(requested), status })]);
+    return ok([event('deed.submit', { deed: b.deed, points: String(points), requested: String(requested), scheme: b.scheme, status, user: b.user })]);
   },
 });
 
@@ -193,7 +193,7 @@ export const deedIssue = defineHandler<{ deed: string }>({
     ctx.state.put(accountKey(deed.user), issued.user);
     ctx.state.put(deedKey(deed.deed), { ...deed, status: 'issued', issuedAt: now, expiresAt: issued.expiresAt });
     ctx.state.put(schemeKey(scheme.scheme), { ...scheme, pending: scheme.pending - deed.points, issued: scheme.issued + deed.points, live: scheme.live + deed.points });
-    return ok([event('deed.issue', { deed: deed.deed, user: deed.user, points: String(deed.points) })]);
+    return ok([event('deed.issue', { deed: deed.deed, points: String(deed.points), user: deed.user })]);
   },
 });
 
@@ -240,6 +240,6 @@ export const deedReverse = defineHandler<{ deed: string; reason: string }>({
     }
     state.put(deedKey(deed.deed), { ...deed, status: 'reversed', clawedBack, reversedAt: now, reason: body.reason });
     appendAudit(ctx, { deed: deed.deed, user: deed.user, scheme: deed.scheme, reason: body.reason, clawedBack, shortfall });
-    return ok([event('deed.reverse', { deed: deed.deed, user: deed.user, clawedBack: String(clawedBack), shortfall: String(shortfall) })]);
+    return ok([event('deed.reverse', { clawedBack: String(clawedBack), deed: deed.deed, shortfall: String(shortfall), user: deed.user })]);
   },
 });

@@ -223,7 +223,7 @@ function settle(ctx: HandlerContext, p: ProposalRecord, events: Event[]): Outcom
     const applied = applyAction(ctx, action);
     ctx.state.put(proposalKey(p.proposal), { ...p, status: 'executed', closedAt: time });
     appendAudit(ctx, { proposal: p.proposal, action: p.action, result: 'executed' });
-    return ok([...events, event('gov.executed', { proposal: p.proposal, action: action.type }), ...applied.events], applied.validatorUpdates);
+    return ok([...events, event('gov.executed', { action: action.type, proposal: p.proposal }), ...applied.events], applied.validatorUpdates);
   }
   if (2 * (t.governors - t.rejections) <= t.governors) {
     ctx.state.put(proposalKey(p.proposal), { ...p, status: 'rejected', closedAt: time });
@@ -260,7 +260,7 @@ export const govPropose = defineHandler<{ proposal: string; action: GovAction }>
       closedAt: null,
       reason: null,
     };
-    return settle(ctx, p, [event('gov.propose', { proposal: p.proposal, action: body.action.type, proposer: ctx.tx.from })]);
+    return settle(ctx, p, [event('gov.propose', { action: body.action.type, proposal: p.proposal, proposer: ctx.tx.from })]);
   },
 });
 
@@ -275,6 +275,6 @@ export const govVote = defineHandler<{ proposal: string; approve: boolean }>({
     const voter = ctx.tx.from;
     if (p.approvals.includes(voter) || p.rejections.includes(voter)) return refused(Code.ALREADY_VOTED, `${voter} already voted on proposal ${body.proposal}`);
     const next: ProposalRecord = body.approve ? { ...p, approvals: [...p.approvals, voter].sort() } : { ...p, rejections: [...p.rejections, voter].sort() };
-    return settle(ctx, next, [event('gov.vote', { proposal: p.proposal, voter, approve: String(body.approve) })]);
+    return settle(ctx, next, [event('gov.vote', { approve: String(body.approve), proposal: p.proposal, voter })]);
   },
 });

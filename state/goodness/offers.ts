@@ -52,7 +52,7 @@ export const offerPublish = defineHandler<{ offer: string; pool: string; pricePo
     const offer: OfferRecord = { approved: false, exchange, frozen: false, offer: b.offer, pool: b.pool, pricePoints: b.pricePoints, scheme: pool.scheme, stock: b.stock, unitValue: b.unitValue };
     state.put(offerKey(b.offer), offer);
     if (!pool.exchanges.includes(exchange)) state.put(poolKey(b.pool), { ...pool, exchanges: [...pool.exchanges, exchange].sort() });
-    return ok([event('offer.publish', { offer: b.offer, exchange, pool: b.pool })]);
+    return ok([event('offer.publish', { exchange, offer: b.offer, pool: b.pool })]);
   },
 });
 
@@ -132,7 +132,7 @@ export const offerRedeem = defineHandler<{ redemption: string; offer: string; qu
     state.put(offerKey(b.offer), { ...offer, stock: offer.stock - b.quantity });
     state.put(poolKey(pool.pool), { ...pool, reserved: pool.reserved + value });
     state.put(schemeKey(offer.scheme), { ...scheme, redeemed: scheme.redeemed + points, live: scheme.live - points });
-    return ok([event('offer.redeem', { redemption: b.redemption, user: user.id, offer: b.offer, points: String(points), value: String(value) })]);
+    return ok([event('offer.redeem', { offer: b.offer, points: String(points), redemption: b.redemption, user: user.id, value: String(value) })]);
   },
 });
 
@@ -160,7 +160,7 @@ export const redemptionFulfil = defineHandler<{ redemption: string }>({
     ctx.state.put(redemptionKey(r.redemption), { ...r, status: 'fulfilled' });
     ctx.state.put(poolFulfilledKey(pool.pool, pool.fulfilled), r.redemption);
     ctx.state.put(poolKey(pool.pool), { ...pool, fulfilled: pool.fulfilled + 1 });
-    return ok([event('redemption.fulfil', { redemption: r.redemption, exchange: r.exchange })]);
+    return ok([event('redemption.fulfil', { exchange: r.exchange, redemption: r.redemption })]);
   },
 });
 
@@ -199,6 +199,6 @@ export const redemptionCancel = defineHandler<{ redemption: string }>({
     state.put(offerKey(offer.offer), { ...offer, stock: offer.stock + r.quantity });
     state.put(poolKey(pool.pool), { ...pool, reserved: pool.reserved - r.value });
     state.put(redemptionKey(r.redemption), { ...r, status: 'cancelled' });
-    return ok([event('redemption.cancel', { redemption: r.redemption, exchange: r.exchange, points: String(r.points) })]);
+    return ok([event('redemption.cancel', { exchange: r.exchange, points: String(r.points), redemption: r.redemption })]);
   },
 });

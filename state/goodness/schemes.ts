@@ -72,7 +72,7 @@ export const schemeDefine = defineHandler<DefineBody>({
       unit: body.unit,
     };
     ctx.state.put(schemeKey(body.scheme), scheme);
-    return ok([event('scheme.define', { scheme: body.scheme, issuer: ctx.tx.from })]);
+    return ok([event('scheme.define', { issuer: ctx.tx.from, scheme: body.scheme })]);
   },
 });
 
@@ -125,7 +125,7 @@ export const schemeAssign = defineHandler<{ scheme: string; distributor: string 
     if (distributor!.status === 'frozen') return refused(Code.FROZEN, `distributor ${body.distributor} is frozen`);
     if (scheme.distributors.includes(body.distributor)) return refused(Code.ALREADY_EXISTS, `${body.distributor} is already assigned to scheme ${body.scheme}`);
     ctx.state.put(schemeKey(body.scheme), { ...scheme, distributors: [...scheme.distributors, body.distributor].sort() });
-    return ok([event('scheme.assign', { scheme: body.scheme, distributor: body.distributor })]);
+    return ok([event('scheme.assign', { distributor: body.distributor, scheme: body.scheme })]);
   },
 });
 
@@ -138,7 +138,7 @@ export const schemeUnassign = defineHandler<{ scheme: string; distributor: strin
     if (isRefusal(scheme)) return refused(scheme.code, scheme.log);
     if (!scheme.distributors.includes(body.distributor)) return refused(Code.NOT_FOUND, `${body.distributor} is not assigned to scheme ${body.scheme}`);
     ctx.state.put(schemeKey(body.scheme), { ...scheme, distributors: scheme.distributors.filter((d) => d !== body.distributor) });
-    return ok([event('scheme.unassign', { scheme: body.scheme, distributor: body.distributor })]);
+    return ok([event('scheme.unassign', { distributor: body.distributor, scheme: body.scheme })]);
   },
 });
 
@@ -168,7 +168,7 @@ export const poolCommit = defineHandler<{ pool: string; scheme: string; amount: 
       sponsor: ctx.tx.from,
     };
     ctx.state.put(poolKey(body.pool), pool);
-    return ok([event('pool.commit', { pool: body.pool, scheme: body.scheme, sponsor: ctx.tx.from, amount: String(body.amount) })]);
+    return ok([event('pool.commit', { amount: String(body.amount), pool: body.pool, scheme: body.scheme, sponsor: ctx.tx.from })]);
   },
 });
 
@@ -195,6 +195,6 @@ export const poolConfirm = defineHandler<{ pool: string; amount: number; payment
     const points = Math.floor(body.amount / scheme.pointValue);
     state.put(poolKey(body.pool), { ...pool, confirmed: pool.confirmed + body.amount, clearing, paymentRefs: [...pool.paymentRefs, body.paymentRef] });
     state.put(schemeKey(pool.scheme), { ...scheme, budget: scheme.budget + points, funded: scheme.funded + body.amount });
-    return ok([event('pool.confirm', { pool: body.pool, amount: String(body.amount), budgetPoints: String(points), paymentRef: body.paymentRef })]);
+    return ok([event('pool.confirm', { amount: String(body.amount), budgetPoints: String(points), paymentRef: body.paymentRef, pool: body.pool })]);
   },
 });

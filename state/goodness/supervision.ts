@@ -59,7 +59,7 @@ function freezeChange(type: 'supervise.freeze' | 'supervise.unfreeze') {
       const next = t.kind === 'account' ? { ...t.record, status: freeze ? 'frozen' : 'active' } : { ...t.record, frozen: freeze };
       ctx.state.put(t.key, next);
       appendAudit(ctx, { target: `${t.kind}/${t.id}`, reason: b.reason });
-      return ok([event(type, { target: `${t.kind}/${t.id}`, reason: b.reason })]);
+      return ok([event(type, { reason: b.reason, target: `${t.kind}/${t.id}` })]);
     },
   });
 }
