@@ -4,8 +4,8 @@
 // transaction and a forged one (a flipped signature) on the `txs` channel, as if it had
 // verified both. The valid one must commit everywhere: a designated honest validator verifies
 // it and vouches for it (its hash), the other two admit it on the two vouchers. The forged one must never
-// commit: the designated validator refuses it at once, the other two hold it unverified for a
-// second (its vouchers never come), verify it with idle workers and drop it; each of them
+// commit: the designated validator refuses it at once, the other two hold it unverified for
+// 4 s (its vouchers never come), verify it with idle workers and drop it; each of them
 // penalises the liar. Then a vouch that comes before its transaction is kept and counted, and
 // the leader keeps a client's transaction out of its proposals until its vouch comes.
 import { noise } from '@chainsafe/libp2p-noise';
@@ -76,6 +76,9 @@ test('a validator gossiping a forged transaction: it never commits, every honest
               if (!conn) throw new Error(`${node.name} has not dialled the liar yet`);
               const stream = await conn.newStream(protocolId(prefix, 'txs'));
               stream.send(encodeFrames([[body]]));
+              // Closed once written: a node takes two inbound streams per protocol from a peer, and
+              // this sends three times; left open, a later send could find its stream refused.
+              await stream.close();
               return;
             } catch (err) {
               if (attempt === 50) throw err;
@@ -89,7 +92,7 @@ test('a validator gossiping a forged transaction: it never commits, every honest
     await waitCommittedOn(honest, valid.hash, 30_000);
     const designated = designatedVerifiers(forgedHash, LIAR, [0, 1, 2, 3]);
     assert.is(designated.length, 1);
-    // The others drop it a second later, with idle workers: wait for the count.
+    // The others drop it 4 s later, with idle workers: wait for the count.
     const deadline = Date.now() + 15_000;
     for (const n of honest) {
       if (designated.includes(n.index)) continue;
@@ -104,9 +107,13 @@ test('a validator gossiping a forged transaction: it never commits, every honest
       if (designated.includes(n.index)) assert.equal([refused, dropped], [1, 0], `${n.name} verified it at admission and refused it`);
       else assert.equal([refused, dropped], [0, 1], `${n.name} admitted it unverified, then dropped it`);
       assert.ok((await metric(n, new RegExp(`^goodness_p2p_peer_score\\{peer="${LIAR}"\\}`))) < 100, `${n.name} penalised the liar`);
-      // Why each checked the forged one (goodness_signature_check_requests_total).
-      const reason = designated.includes(n.index) ? 'designated' : 'idle';
-      assert.ok((await metric(n, new RegExp(`^goodness_signature_check_requests_total\\{reason="${reason}"\\}`))) >= 1, `${n.name} counts a check as ${reason}`);
+      // Why each checked the forged one (goodness_signature_check_requests_total): the designated
+      // one at admission; another when its workers were idle, or as the leader, whose wait for
+      // vouchers (2 s) ends before the idle one (4 s).
+      const reasons = designated.includes(n.index) ? ['designated'] : ['idle', 'vouchers-late'];
+      let checks = 0;
+      for (const reason of reasons) checks += await metric(n, new RegExp(`^goodness_signature_check_requests_total\\{reason="${reason}"\\}`));
+      assert.ok(checks >= 1, `${n.name} counts a check as ${reasons.join(' or ')}`);
       assert.is(await metric(n, /^goodness_pool_transactions /), 0, `${n.name}'s pool is empty`);
     }
     // The valid one was verified by its designated validator only; the other two took it on vouchers.
