@@ -63,4 +63,40 @@ test('packOps: count, then type, key and value with their lengths', () => {
   assert.equal([...packed], [0, 0, 0, 2, 1, 0, 0, 0, 1, 107, 0, 0, 0, 2, 118, 118, 0, 0, 0, 0, 2, 100, 100]);
 });
 
+test('packOps into a spare buffer: the same buffer when the batch fits, its bytes first; a new one when it does not', () => {
+  const ops: KvOp[] = [{ type: 'put', key: enc('k'), value: enc('vv') }, { type: 'del', key: enc('dd') }];
+  const alone = [...Buffer.from(packOps(ops))];
+  const spare = new ArrayBuffer(64);
+  new Uint8Array(spare).fill(0xee);
+  const packed = packOps(ops, spare);
+  assert.ok(packed === spare, 'packed into the spare');
+  assert.equal([...new Uint8Array(packed).subarray(0, alone.length)], alone);
+  const small = new ArrayBuffer(8);
+  const grown = packOps(ops, small);
+  assert.ok(grown !== small && grown.byteLength >= alone.length, 'a new buffer, with room');
+  assert.equal([...new Uint8Array(grown).subarray(0, alone.length)], alone);
+});
+
+test('each large batch lands whole, and only itself, when the writer packs it into the last one\'s buffer', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'goodness-kv-'));
+  try {
+    const store = await RocksKvStore.open(dir);
+    await store.write(largeBatch('a', 3000));
+    await store.write([{ type: 'put', key: enc('big/2500'), value: enc('changed') }]);
+    // Smaller: packed into the first batch's buffer, whose tail still holds ops 1000-2999 of 'a'.
+    await store.write(largeBatch('b', 1000));
+    assert.is(dec(await store.get(enc('big/999'))), 'b-999');
+    assert.is(dec(await store.get(enc('big/2500'))), 'changed', 'the stale tail past the count was not written again');
+    // Larger than the buffer: a new one, then smaller again into it.
+    await store.write(largeBatch('c', 5000));
+    await store.write(largeBatch('d', 1200));
+    assert.is(dec(await store.get(enc('big/1100'))), 'd-1100');
+    assert.is(dec(await store.get(enc('big/4999'))), 'c-4999');
+    assert.is(dec(await store.get(enc('big/1500'))), 'c-1500');
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
