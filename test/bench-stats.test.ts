@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compareReports } from '../cluster/bench/compare.ts';
 import { TxState, type DriveResult } from '../cluster/bench/driver.ts';
-import type { Limits } from '../cluster/bench/limits.ts';
+import { perCpuSecond, type Limits } from '../cluster/bench/limits.ts';
 import { FixedBacklog, FixedRate, MaxRate } from '../cluster/bench/rate.ts';
 import { analyzeRun, labelCode, markdownTable, skippedRun, type BenchReport } from '../cluster/bench/report.ts';
 import { batchBody, encodeSendCall } from '../cluster/bench/sender.ts';
@@ -219,6 +219,29 @@ test('maximum rate: the first -32002 after a commit cuts the backlog to 3/4, eac
   const slow = new MaxRate();
   slow.onBackpressure(100);
   assert.is(slow.ceiling, 500, 'never below the floor');
+});
+
+test("machine limits count the measuring process's CPU time, not the wall time it waited", () => {
+  // Each call sleeps 2 ms and uses almost no CPU: by the wall clock that is at most 500 calls a
+  // second; per CPU-second, far more. (A busy machine slows the wall clock's count the same way.)
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const sleep2ms = () => void Atomics.wait(cell, 0, 0, 2);
+  const rate = perCpuSecond(0.2, 1, sleep2ms, 2);
+  assert.ok(rate > 2_000, `per CPU-second: ${Math.round(rate)}`);
+  // A call that only computes runs at the same rate either way, within a few percent.
+  let x = 0;
+  const spin = () => {
+    for (let i = 0; i < 20_000; i++) x = (x * 31 + i) | 0;
+  };
+  const cpuRate = perCpuSecond(0.2, 10, spin, 2);
+  const started = performance.now();
+  let n = 0;
+  while (performance.now() - started < 200) {
+    spin();
+    n++;
+  }
+  const wallRate = n / ((performance.now() - started) / 1000);
+  assert.ok(cpuRate > wallRate * 0.8, `computing: ${Math.round(cpuRate)} per CPU-second, ${Math.round(wallRate)} per second`);
 });
 
 test.run();
