@@ -46,6 +46,8 @@ interface Sample {
 }
 
 function threadKind(s: Sample): string {
+  // A node names its own workers (gdn:verifier, gdn:writer); older nodes leave them "node".
+  if (s.comm.startsWith('gdn:')) return `node ${s.comm.slice(4)} threads`;
   if (s.comm !== 'node') return s.comm.replace(/\/\d+$/, '').replace(/-.*$/, '');
   if (s.pid === s.tid) return 'node main threads';
   const stack = s.frames.join(' ');

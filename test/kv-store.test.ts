@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packOps } from '../state/store/batch-writer.ts';
 import { RocksKvStore, type KvOp } from '../state/store/kv-store.ts';
+import { linuxThreadNames, threadNames } from './fixtures/threads.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
@@ -33,6 +34,8 @@ test('large batches (off the main thread) and small ones land in call order', as
     assert.is(dec(await store.get(enc('big/8'))), 'small-after-second');
     assert.is(dec(await store.get(enc('big/600'))), 'first-600');
     assert.is(await store.get(enc('big/999')), undefined, 'a delete in a large batch');
+    // On Linux the writer thread names itself, for top and perf.
+    if (linuxThreadNames) assert.ok(threadNames().includes('gdn:writer'), `threads: ${threadNames().join(', ')}`);
     await store.close();
     // What the writer thread wrote is in the database itself.
     store = await RocksKvStore.open(dir);

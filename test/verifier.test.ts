@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { ed25519Keygen, Ed25519Signer } from '../consensus/crypto/ed25519.ts';
 import { utf8 } from '../consensus/crypto/encoding.ts';
 import { InlineVerifier, WorkerVerifier, type SignatureJob, type VerifyPriority } from '../consensus/crypto/verifier.ts';
+import { linuxThreadNames, threadNames } from './fixtures/threads.ts';
 
 function jobs(n: number): { jobs: SignatureJob[]; expected: boolean[] } {
   const signers = [new Ed25519Signer(ed25519Keygen().secretKey), new Ed25519Signer(ed25519Keygen().secretKey)];
@@ -35,6 +36,8 @@ test('worker threads give each signature the same verdict as the main thread, ba
     // one at a time, across ticks
     for (let i = 0; i < 10; i++) assert.is(await workers.verify(js[i]!), expected[i]);
     assert.ok(workers.canAcceptWork());
+    // On Linux the workers name themselves, for top and perf.
+    if (linuxThreadNames) assert.is(threadNames().filter((n) => n === 'gdn:verifier').length, 2);
   } finally {
     await workers.close();
   }

@@ -58,6 +58,8 @@ const sodium = require(workerData.sodium);
 // Below the node's main thread: consensus, execution and commits come before admitting more.
 // On Linux a thread's nice value is its own (setpriority on pid 0 changes the calling thread).
 try { require('node:os').setPriority(0, NICE); } catch {}
+// Named for top, perf and /proc (Linux; elsewhere this does nothing): all of a node's threads are "node" otherwise.
+try { require('node:fs').writeFileSync('/proc/thread-self/comm', 'gdn:verifier'); } catch {}
 const HEX_KEY = /^[0-9a-f]{64}$/;
 const HEX_SIG = /^[0-9a-f]{128}$/;
 parentPort.on('message', ({ id, publicKeys, messages, signatures }) => {

@@ -11,6 +11,8 @@ import type { KvOp } from './kv-store.ts';
 // Plain JavaScript, given as source, so that it loads the same way from tsx or compiled files.
 const WRITER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+// Named for top, perf and /proc (Linux; elsewhere this does nothing): all of a node's threads are "node" otherwise.
+try { require('node:fs').writeFileSync('/proc/thread-self/comm', 'gdn:writer'); } catch {}
 const { RocksLevel } = require(workerData.module);
 // Attached by handle: the database is the main thread's; this thread never closes it.
 const db = new RocksLevel(workerData.handle);
