@@ -120,7 +120,7 @@ export class GoodnessNode {
     this.admissions = new Counter({ name: 'goodness_tx_admissions_total', help: 'transactions offered to this node, by outcome', labelNames: ['result'], registers: [this.registry] });
     const requests = new Counter({
       name: 'goodness_signature_check_requests_total',
-      help: 'signature checks this node asked its verifier for, by reason: client (a client\'s transaction), designated (a peer\'s that this node vouches for), peer (a peer\'s, without vouching), block-unvouched (a proposal\'s pooled transaction short of vouchers), block-fetched (a proposal\'s transaction this node did not have), vouchers-late (a leader\'s, its vouchers 2 s late), idle (unvouched for 4 s, workers idle)',
+      help: `signature checks this node asked its verifier for, by reason: client (a client's transaction), designated (a peer's that this node vouches for), peer (a peer's, without vouching), block-unvouched (a proposal's pooled transaction short of vouchers), block-fetched (a proposal's transaction this node did not have), vouchers-late (a leader's, its vouchers ${VOUCHERS_WAIT_MS / 1000} s late), idle (unvouched for ${IDLE_VERIFY_AFTER_MS / 1000} s, workers idle)`,
       labelNames: ['reason'],
       registers: [this.registry],
     });

@@ -22,23 +22,26 @@ const validators = Number(process.argv[4] ?? 4);
 const workload = process.env.WORKLOAD ?? 'kv';
 const perfSeconds = process.env.PERF ? Number(process.env.PERF) : 0;
 const perfDir = process.env.PERF_DIR ?? '/tmp/prof';
-const allocDir = process.env.PROF_DIR ?? '/tmp/prof';
+/** where the nodes' and the driver's profiles go, and the allocation samples */
+const profDir = process.env.PROF_DIR ?? '/tmp/prof';
+/** the driver's report (always here, whatever PROF_DIR says) */
+const BENCH_OUT = '/tmp/prof/bench';
 if (process.env.ALLOC) {
-  mkdirSync(allocDir, { recursive: true });
-  for (const f of readdirSync(allocDir)) if (f.startsWith('alloc.')) rmSync(join(allocDir, f));
-  process.env.ALLOC_DIR = allocDir;
+  mkdirSync(profDir, { recursive: true });
+  for (const f of readdirSync(profDir)) if (f.startsWith('alloc.')) rmSync(join(profDir, f));
+  process.env.ALLOC_DIR = profDir;
 }
 /** The sampled nodes' pids (each writes alloc.PID.ready); SIGUSR2 starts their sampling, the next stops it. */
 const signalSampledNodes = () => {
-  for (const f of readdirSync(allocDir)) if (f.endsWith('.ready')) process.kill(Number(f.split('.')[1]), 'SIGUSR2');
+  for (const f of readdirSync(profDir)) if (f.endsWith('.ready')) process.kill(Number(f.split('.')[1]), 'SIGUSR2');
 };
-const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`]), ...(perfSeconds ? ['--perf-basic-prof'] : []), ...(process.env.ALLOC ? ['--import', join(import.meta.dirname, 'alloc-sample.mjs')] : []), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
+const cluster = await LocalCluster.init({ nodes: validators, basePort: 27900, machine: workload === 'goodness' ? 'goodness' : 'kv', logLevel: process.env.LOG_LEVEL ?? 'info', execArgv: [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), ...(perfSeconds ? ['--perf-basic-prof'] : []), ...(process.env.ALLOC ? ['--import', join(import.meta.dirname, 'alloc-sample.mjs')] : []), ...(process.env.PROF_FLAGS ? process.env.PROF_FLAGS.split(' ') : [])] });
 try {
   await cluster.startAll();
   const urls = cluster.nodes.map((n) => n.url).join(',');
-  const benchArgs = (rateArgs: string[], secs: string) => [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...rateArgs, '--duration', secs, '--out', '/tmp/prof/bench'];
+  const benchArgs = (rateArgs: string[], secs: string) => [join(import.meta.dirname, '..', 'bin', 'goodness.js'), 'bench', ...(workload === 'goodness' ? ['--dir', cluster.dir] : ['--rpc', urls]), '--workload', workload, ...rateArgs, '--duration', secs, '--out', BENCH_OUT];
   if (process.env.WARMUP) spawnSync(process.execPath, benchArgs(['--rate', '2000'], process.env.WARMUP), { stdio: 'ignore' });
-  const driverFlags = process.env.DRIVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR ?? '/tmp/prof'}`] : [];
+  const driverFlags = process.env.DRIVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const bench = spawn(process.execPath, [...driverFlags, ...benchArgs(rate.startsWith('backlog:') ? ['--backlog', rate.slice(8)] : ['--rate', rate], seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let perf: ReturnType<typeof spawn> | null = null;
   let allocStarted = false;
@@ -63,10 +66,10 @@ try {
   console.log('bench exit', status);
   if (process.env.ALLOC) {
     signalSampledNodes();
-    const ready = readdirSync(allocDir).filter((f) => f.endsWith('.ready'));
-    const files = ready.map((f) => join(allocDir, f.replace('.ready', '.heapprofile')));
+    const ready = readdirSync(profDir).filter((f) => f.endsWith('.ready'));
+    const files = ready.map((f) => join(profDir, f.replace('.ready', '.heapprofile')));
     for (let waited = 0; waited < 20_000 && !files.every((f) => existsSync(f)); waited += 200) await new Promise((r) => setTimeout(r, 200));
-    const committed = (JSON.parse(readFileSync('/tmp/prof/bench/report.json', 'utf8')) as { runs: { committed: number }[] }).runs[0]!.committed;
+    const committed = (JSON.parse(readFileSync(join(BENCH_OUT, 'report.json'), 'utf8')) as { runs: { committed: number }[] }).runs[0]!.committed;
     for (const line of allocReport(files.filter((f) => existsSync(f)), committed)) console.log(line);
   }
   // METRICS=regex: the matching metric series, summed over the nodes (e.g. p2p bytes per channel).
